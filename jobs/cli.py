@@ -1,0 +1,123 @@
+"""`reconcile`: the command line. Parses, calls the core, maps errors to exit codes.
+
+Exit codes: 0 done (findings are not failures), 2 bad usage or configuration,
+3 upstream API unusable, 4 database problem, 5 another run holds the lock,
+1 anything unexpected. Every failure prints one plain line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from jobs.logs import redact, register_secrets, setup_logging
+from reconcile.config import SANDBOX_API_KEY, Settings, load_settings
+from reconcile.errors import ReconcileError
+
+
+class Context:
+    """Settings loaded once per invocation, lazily, so `--help` never needs a valid config."""
+
+    def __init__(self, config_path: str | None, log_format: str | None) -> None:
+        self.config_path = config_path
+        self.log_format = log_format
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            settings = load_settings(config_path=self.config_path)
+            register_secrets([settings.truedy.api_key.reveal(), settings.mail.smtp_password.reveal()])
+            setup_logging(self.log_format or settings.log_format, settings.log_level)
+            self._settings = settings
+        return self._settings
+
+
+def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command; a ReconcileError becomes one line and its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ReconcileError as exc:
+            click.echo(f"reconcile: {redact(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("reconcile: interrupted; nothing was committed by the unfinished step", err=True)
+            sys.exit(130)
+        except Exception as exc:  # the last resort: one line, no traceback, no secret
+            click.echo(
+                f"reconcile: unexpected error ({type(exc).__name__}: {redact(str(exc))[:300]}); "
+                "rerun with RECONCILE_DEBUG=1 for a traceback and report it",
+                err=True,
+            )
+            import os
+
+            if os.environ.get("RECONCILE_DEBUG"):
+                import traceback
+
+                click.echo(redact(traceback.format_exc()), err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="RECONCILE_CONFIG", type=click.Path(dir_okay=False),
+              help="TOML file layered over config/default.toml (env RECONCILE_CONFIG).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines for people (text) or machines (json); default from config.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_format: str | None) -> None:
+    """Find the Truedy phone numbers that cost money and do nothing, and prove it."""
+    ctx.obj = Context(config_path, log_format)
+
+
+@cli.group()
+def sandbox() -> None:
+    """The local Truedy API, for trying the job without a real account."""
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same account.")
+@click.option("--numbers", default=500, show_default=True, type=click.IntRange(1, 500_000))
+@click.option("--calls", default=None, type=click.IntRange(0), help="Calls over 120 days (default 10 per number).")
+@click.option("--api-key", default=SANDBOX_API_KEY, show_default=True, help="The only key the sandbox accepts.")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(0), help="Added to every answer.")
+@click.option("--rate-limit", default=20, show_default=True, type=click.IntRange(0), help="Requests per second; 0 = off.")
+@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), help="Share of answers that are 5xx.")
+@click.option("--malformed", default=0, type=click.IntRange(0), help="Numbers and calls served broken.")
+@fail_cleanly
+def sandbox_serve(host: str, port: int, seed: int, numbers: int, calls: int | None, api_key: str,
+                  latency_ms: float, rate_limit: int, error_rate: float, malformed: int) -> None:
+    """Serve a generated account over HTTP (the clock follows real time)."""
+    import datetime as dt
+
+    from reconcile.sandbox import generate_account
+    from reconcile.sandbox.server import serve_forever
+
+    account = generate_account(seed=seed, numbers=numbers, calls=calls, start=dt.datetime.now(dt.UTC))
+    account.follow_real_time()
+    account.faults.latency_s = latency_ms / 1000
+    account.faults.rate_limit = rate_limit
+    account.faults.error_rate = error_rate
+    if malformed:
+        account.set_malformed(malformed)
+    click.echo(f"sandbox: {len(account.numbers)} numbers, {len(account.calls)} calls, seed {seed}", err=True)
+    click.echo(f"sandbox: export TRUEDY_BASE_URL=http://{host}:{port} TRUEDY_API_KEY={api_key}", err=True)
+    serve_forever(account, host, port, api_key)
+
+
+def main() -> None:
+    cli(prog_name="reconcile")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Time in one place: parsing contract timestamps and the injectable clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+UTC = dt.UTC
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def parse_timestamp(text: object) -> dt.datetime:
+    """An RFC 3339 timestamp as an aware UTC datetime; ValueError otherwise."""
+    if not isinstance(text, str):
+        raise ValueError(f"timestamp must be a string, got {type(text).__name__}")
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text[:40]!r}")
+    return value.astimezone(UTC)
+
+
+def parse_date(text: object) -> dt.date:
+    if not isinstance(text, str):
+        raise ValueError(f"date must be a string, got {type(text).__name__}")
+    return dt.date.fromisoformat(text)
+
+
+def format_timestamp(value: dt.datetime | None) -> str:
+    """RFC 3339 UTC with a Z, whole seconds; '' for None."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_as_of(text: str) -> dt.datetime:
+    """A user's --as-of: an RFC 3339 timestamp, or a date meaning the end of that day UTC."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day, dt.time(23, 59, 59), UTC)
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a date or RFC 3339 timestamp: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,256 @@
+"""The sandbox's HTTP face: every path of truedy-api.yaml, served from an `Account`.
+
+Auth, Error bodies, the per-key rate limit (429 + Retry-After, X-RateLimit-* on every
+answer), injected latency and faults, and page drift come from here; the account
+holds the data. Two extra paths outside the contract drive the clock:
+`GET /_sandbox/clock` and `POST /_sandbox/advance {"days": N}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from reconcile.clock import format_timestamp, parse_timestamp
+from reconcile.config import SANDBOX_API_KEY
+from reconcile.sandbox.account import Account, SandboxError
+from reconcile.sandbox.billing import billing_for
+
+Handler = Callable[[Request, Account, Any], Any]
+
+
+class RateLimiter:
+    """A fixed one-second window per key; runs on the event loop's thread only."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self.window = 0
+        self.count = 0
+        self.rejected = 0
+
+    def admit(self, limit: int) -> tuple[bool, dict[str, str]]:
+        now = self.monotonic()
+        window = int(now)
+        if window != self.window:
+            self.window, self.count = window, 0
+        reset = max(1, math.ceil(window + 1 - now))
+        if limit <= 0:
+            return True, {"X-RateLimit-Limit": "1000000", "X-RateLimit-Remaining": "1000000", "X-RateLimit-Reset": "1"}
+        admitted = self.count < limit
+        if admitted:
+            self.count += 1
+        else:
+            self.rejected += 1
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, limit - self.count)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if not admitted:
+            headers["Retry-After"] = str(reset)
+        return admitted, headers
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": {"code": code, "message": message}}, status, headers)
+
+
+def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
+    limiter = RateLimiter()
+    faults_rng = random.Random(account.seed + 99)
+    expected = f"Bearer {api_key}".encode()
+
+    def endpoint(handler: Handler, needs_body: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            faults = account.faults
+            if faults.latency_s:
+                await asyncio.sleep(faults.latency_s)
+            given = request.headers.get("authorization", "").encode()
+            admitted, headers = limiter.admit(faults.rate_limit)
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "unauthorized", "missing or invalid API key", headers)
+            if not admitted:
+                return _error(429, "rate_limited", "too many requests", headers)
+            if faults.slow_rate and faults_rng.random() < faults.slow_rate:
+                await asyncio.sleep(faults.slow_s)
+            if faults.error_rate and faults_rng.random() < faults.error_rate:
+                status = faults_rng.choice((500, 502, 503, 504))
+                if status == 502:
+                    return Response("<html><body>502 Bad Gateway</body></html>", 502, headers, "text/html")
+                return _error(status, "internal", "transient upstream fault", headers)
+            payload = None
+            if needs_body:
+                try:
+                    payload = orjson.loads(await request.body())
+                except orjson.JSONDecodeError:
+                    return _error(400, "invalid_request", "the body is not JSON", headers)
+                if not isinstance(payload, dict):
+                    return _error(400, "invalid_request", "the body must be a JSON object", headers)
+            try:
+                with account.lock:
+                    status, body = handler(request, account, payload)
+            except SandboxError as exc:
+                return _error(exc.status, exc.code, exc.message, headers)
+            return _json(body, status, headers)
+
+        return serve
+
+    routes = [
+        Route("/telephony/numbers", endpoint(list_numbers), methods=["GET"]),
+        Route("/telephony/numbers/search", endpoint(search_numbers, True), methods=["POST"]),
+        Route("/telephony/numbers/purchase", endpoint(purchase_number, True), methods=["POST"]),
+        Route("/telephony/numbers/assign", endpoint(assign_number, True), methods=["POST"]),
+        Route("/telephony/numbers/unassign", endpoint(unassign_number, True), methods=["POST"]),
+        Route("/telephony/numbers/{number_id}", endpoint(get_number), methods=["GET"]),
+        Route("/telephony/numbers/{number_id}", endpoint(release_number), methods=["DELETE"]),
+        Route("/agents", endpoint(list_agents), methods=["GET"]),
+        Route("/calls", endpoint(list_calls), methods=["GET"]),
+        Route("/billing/invoices", endpoint(list_invoices), methods=["GET"]),
+        Route("/billing/invoices/{invoice_id}/line_items", endpoint(list_line_items), methods=["GET"]),
+        Route("/_sandbox/clock", endpoint(clock), methods=["GET"]),
+        Route("/_sandbox/advance", endpoint(advance, True), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.account = account
+    app.state.limiter = limiter
+    return app
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SandboxError(400, "invalid_request", f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise SandboxError(400, "invalid_request", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _page(request: Request, items: list[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    page = _int_param(request, "page", 1, 1, 10**9)
+    size = _int_param(request, "page_size", 20, 1, 100)
+    total = len(items)
+    chosen = items[(page - 1) * size: page * size]
+    return {
+        "data": [render(item) for item in chosen],
+        "meta": {"page": page, "page_size": size, "total_pages": math.ceil(total / size), "total_results": total},
+    }
+
+
+def list_numbers(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    status = request.query_params.get("status")
+    if status not in (None, "active", "pending", "released"):
+        raise SandboxError(400, "invalid_request", "status must be active, pending or released")
+    churn = account.faults.churn_per_listing
+    if churn and status is None and random.random() < churn:
+        _churn_once(account)
+    return 200, _page(request, account.listing(status), account.number_json)
+
+
+def _churn_once(account: Account) -> None:
+    """Someone buys and releases a number while a client pages (the contract's drift)."""
+    live = account.listing(None)
+    if live:
+        account.release(random.choice(live).id)
+    offer = account.search("US", "local", None, 1)[0]
+    account.purchase(offer["phone_number"])
+
+
+def get_number(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    return 200, account.number_json(account.get_number(request.path_params["number_id"]))
+
+
+def release_number(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    return 200, account.number_json(account.release(request.path_params["number_id"]))
+
+
+def _field(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value:
+        raise SandboxError(400, "invalid_request", f"{name} is required")
+    return value
+
+
+def search_numbers(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
+    size = payload.get("page_size", 20)
+    if not isinstance(size, int) or not 1 <= size <= 50:
+        raise SandboxError(400, "invalid_request", "page_size must be between 1 and 50")
+    found = account.search(
+        str(payload.get("country_code", "US")), str(payload.get("phone_number_type", "local")),
+        payload.get("area_code"), size,
+    )
+    return 200, {"data": found, "meta": {"page": 1, "page_size": size, "total_pages": 1, "total_results": len(found)}}
+
+
+def purchase_number(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
+    return 201, account.number_json(account.purchase(_field(payload, "phone_number")))
+
+
+def assign_number(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
+    number = account.assign(_field(payload, "number_id"), _field(payload, "agent_id"), _field(payload, "assignment_type"))
+    return 200, account.number_json(number)
+
+
+def unassign_number(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
+    number = account.unassign(_field(payload, "number_id"), _field(payload, "assignment_type"))
+    return 200, account.number_json(number)
+
+
+def list_agents(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    return 200, _page(request, account.agents, lambda agent: agent.to_json())
+
+
+def list_calls(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    bounds = {}
+    for name in ("started_after", "started_before"):
+        raw = request.query_params.get(name)
+        try:
+            bounds[name] = parse_timestamp(raw) if raw is not None else None
+        except ValueError:
+            raise SandboxError(400, "invalid_request", f"{name} must be an RFC 3339 timestamp") from None
+    limit = _int_param(request, "limit", 100, 1, 500)
+    data, cursor = account.calls_page(
+        bounds["started_after"], bounds["started_before"], request.query_params.get("cursor"), limit)
+    return 200, {"data": data, "next_cursor": cursor}
+
+
+def list_invoices(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    return 200, _page(request, billing_for(account).invoices, dict)
+
+
+def list_line_items(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    invoice_id = request.path_params["invoice_id"]
+    lines = billing_for(account).lines.get(invoice_id)
+    if lines is None:
+        raise SandboxError(404, "not_found", f"no invoice {invoice_id[:60]}")
+    return 200, _page(request, lines, dict)
+
+
+def clock(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    return 200, {"now": format_timestamp(account.now), "days_advanced": account.days_advanced}
+
+
+def advance(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
+    days = payload.get("days", 1)
+    if not isinstance(days, int) or not 0 <= days <= 366:
+        raise SandboxError(400, "invalid_request", "days must be a whole number from 0 to 366")
+    account.advance(days=days)
+    return clock(request, account, None)

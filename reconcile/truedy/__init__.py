@@ -1,0 +1,29 @@
+"""The Truedy API client: typed records, paging, retries and pacing."""
+
+from reconcile.truedy.client import Listing, TruedyClient, make_http_client
+from reconcile.truedy.records import (
+    Agent,
+    Assignment,
+    Call,
+    CostInformation,
+    DataIssue,
+    Invoice,
+    LineItem,
+    PhoneNumber,
+)
+from reconcile.truedy.retry import RetryPolicy
+
+__all__ = [
+    "Agent",
+    "Assignment",
+    "Call",
+    "CostInformation",
+    "DataIssue",
+    "Invoice",
+    "LineItem",
+    "Listing",
+    "PhoneNumber",
+    "RetryPolicy",
+    "TruedyClient",
+    "make_http_client",
+]

@@ -1,0 +1,421 @@
+"""The Truedy API client. The transport is injected: hand it any `httpx.Client`.
+
+One request loop (`request`) holds the retry policy, the pacing and the run's
+deadline; one paging loop (`paginate`) drives every listing. Complete listings are
+fetched with bounded concurrency, de-duplicated by id, and checked against
+`meta.total_results`: when the account moved while we paged (the contract warns that
+pages are no consistent snapshot) the listing is read again and the passes merged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+import orjson
+
+from reconcile import __version__
+from reconcile.clock import format_timestamp
+from reconcile.errors import AuthError, ContractError, RetriesExhausted
+from reconcile.truedy.pacing import RatePacer
+from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator
+from reconcile.truedy.records import (
+    Agent,
+    Call,
+    DataIssue,
+    Invoice,
+    LineItem,
+    PhoneNumber,
+    RecordError,
+    line_item_parser,
+    parse_agent,
+    parse_call,
+    parse_invoice,
+    parse_number,
+    record_id,
+)
+from reconcile.truedy.retry import RetryPolicy
+
+T = TypeVar("T")
+MAX_LISTING_PASSES = 3
+
+
+def make_http_client(
+    base_url: str, api_key: str, *, timeout_s: float = 30.0, max_concurrency: int = 8,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """An httpx client that authenticates to Truedy; httpx masks the header in its repr."""
+    return httpx.Client(
+        base_url=base_url.rstrip("/") + "/",
+        headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"reconcile/{__version__}"},
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2),
+        transport=transport,
+    )
+
+
+@dataclass
+class Listing(Generic[T]):
+    """A complete listing: its records (unique by id), the records we refused, how it went."""
+
+    records: list[T]
+    issues: list[DataIssue]
+    passes: int = 1
+    drift: bool = False
+    duplicates: int = 0
+
+
+@dataclass
+class CallPage:
+    calls: list[Call]
+    issues: list[DataIssue]
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    retries: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, status: int | None, retry: bool) -> None:
+        with self._lock:
+            self.requests += 1
+            if status is not None:
+                self.by_status[status] += 1
+            if retry:
+                self.retries += 1
+
+
+class TruedyClient:
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        policy: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        page_size: int = 100,
+        calls_page_size: int = 500,
+        deadline_s: float | None = None,
+        pacer: RatePacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.http = http
+        self.policy = policy or RetryPolicy()
+        self.max_concurrency = max_concurrency
+        self.page_size = page_size
+        self.calls_page_size = calls_page_size
+        self.pacer = pacer or RatePacer(monotonic=monotonic, sleep=sleep)
+        self.stats = RequestStats()
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._rng = rng or random.Random()
+        self._deadline = None if deadline_s is None else monotonic() + deadline_s
+        self._deadline_s = deadline_s
+        self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="truedy")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.http.close()
+
+    def __enter__(self) -> TruedyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the one request loop ---------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        json: Any = None, allow_404: bool = False,
+    ) -> Any:
+        """Send one request under the retry policy; the decoded JSON body, or None for an allowed 404."""
+        where = f"{method} /{path.lstrip('/')}"
+        attempt = 0
+        while True:
+            attempt += 1
+            left = self._time_left(where)
+            timeout: Any = httpx.USE_CLIENT_DEFAULT
+            if left is not None:
+                timeout = min(left, self.http.timeout.read or left)
+            self.pacer.acquire()
+            try:
+                response = self.http.request(method, path.lstrip("/"), params=params, json=json, timeout=timeout)
+            except httpx.TransportError as exc:
+                self.stats.count(None, attempt > 1)
+                if attempt < self.policy.max_attempts and self.policy.should_retry(method, None, exc):
+                    self._backoff(attempt, None, where)
+                    continue
+                raise RetriesExhausted(
+                    f"{where} failed after {attempt} attempt(s): {_describe_transport_error(exc)}; "
+                    "check TRUEDY_BASE_URL and the network, then run again"
+                ) from None
+            status = response.status_code
+            self.stats.count(status, attempt > 1)
+            self.pacer.observe(response.headers)
+            if 200 <= status < 300:
+                try:
+                    return orjson.loads(response.content)
+                except orjson.JSONDecodeError:
+                    if attempt < self.policy.max_attempts and method == "GET":
+                        self._backoff(attempt, None, where)
+                        continue
+                    raise ContractError(f"{where} answered {status} with a body that is not JSON") from None
+            if status in (401, 403):
+                raise AuthError(
+                    f"Truedy refused the API key ({status} {_error_code(response)}) at {where}: "
+                    "check TRUEDY_API_KEY"
+                )
+            if status == 404 and allow_404:
+                return None
+            if attempt < self.policy.max_attempts and self.policy.should_retry(method, status, None):
+                self._backoff(attempt, response.headers, where, rate_limited=status == 429)
+                continue
+            if status in self.policy.retry_statuses:
+                raise RetriesExhausted(
+                    f"{where} failed after {attempt} attempt(s); last answer {status} "
+                    f"{_error_code(response)}: the Truedy API is unavailable, try again later"
+                )
+            raise ContractError(f"{where} answered {status} {_error_code(response)}: {_error_message(response)}")
+
+    def _time_left(self, where: str) -> float | None:
+        if self._deadline is None:
+            return None
+        left = self._deadline - self._monotonic()
+        if left <= 0:
+            raise RetriesExhausted(
+                f"the run's deadline of {self._deadline_s:g} s passed during {where}; "
+                "raise truedy.run_deadline_s or try again later"
+            )
+        return left
+
+    def _backoff(self, attempt: int, headers: httpx.Headers | None, where: str, rate_limited: bool = False) -> None:
+        delay = self.policy.delay_s(attempt, headers, dt.datetime.now(dt.UTC), self._rng)
+        if self._deadline is not None and self._monotonic() + delay > self._deadline:
+            self._time_left(where)
+            delay = max(0.0, self._deadline - self._monotonic())
+        if rate_limited:
+            self.pacer.hold(delay)  # every thread waits, not only this one
+        else:
+            self._sleep(delay)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    # -- the one paging loop ------------------------------------------------------------
+
+    def paginate(self, path: str, paginator: PageNumberPaginator | CursorPaginator) -> Iterator[list[Any]]:
+        """Raw records page by page; several requests at once when the paginator allows."""
+        while paginator.has_next_page:
+            requests = paginator.next_requests()
+            if len(requests) == 1:
+                bodies: Iterator[Any] = iter([self.get(path, requests[0])])
+            else:
+                bodies = self._executor.map(lambda params: self.get(path, params), requests)
+            for body in bodies:
+                if not isinstance(body, dict):
+                    raise ContractError(f"GET /{path} answered a JSON {type(body).__name__}, not an object")
+                yield paginator.update_state(body)
+
+    def list_complete(
+        self, path: str, parse: Callable[[Any], T], record_type: str, params: dict[str, Any] | None = None,
+    ) -> Listing[T]:
+        """Every record of a page-based listing, unique by id, re-read when it moved under us."""
+        merged: dict[str, T] = {}
+        issues: dict[tuple[str, str], DataIssue] = {}
+        duplicates = 0
+        passes = 0
+        stable = False
+        while passes < MAX_LISTING_PASSES and not stable:
+            passes += 1
+            paginator = PageNumberPaginator(self.page_size, params)
+            seen: dict[str, int] = {}  # id -> the page it was first seen on
+            for page in self.paginate(path, paginator):
+                for raw in page:
+                    try:
+                        record = parse(raw)
+                    except RecordError as exc:
+                        rid = record_id(raw)
+                        seen.setdefault(rid, paginator.last_page)
+                        issues[(rid, exc.field_name)] = DataIssue(record_type, rid, exc.field_name, exc.reason)
+                        continue
+                    rid = record.id  # type: ignore[attr-defined]
+                    if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
+                        duplicates += 1  # shifted between pages while we read them
+                    merged[rid] = record
+            totals = paginator.totals_seen
+            stable = len(totals) == 1 and len(seen) == next(iter(totals))
+        return Listing(list(merged.values()), list(issues.values()), passes, drift=passes > 1 or not stable,
+                       duplicates=duplicates)
+
+    # -- the contract's read paths ----------------------------------------------------
+
+    def list_numbers(self, status: str | None = None) -> Listing[PhoneNumber]:
+        params = {"status": status} if status else None
+        return self.list_complete("telephony/numbers", parse_number, "number", params)
+
+    def get_number(self, number_id: str) -> PhoneNumber | None:
+        """One number whatever its status; None when the API says it does not exist.
+
+        Raises RecordError when the answer is malformed.
+        """
+        body = self.request("GET", f"telephony/numbers/{_path_segment(number_id)}", allow_404=True)
+        return None if body is None else parse_number(body)
+
+    def list_agents(self) -> Listing[Agent]:
+        return self.list_complete("agents", parse_agent, "agent")
+
+    def list_invoices(self) -> Listing[Invoice]:
+        return self.list_complete("billing/invoices", parse_invoice, "invoice")
+
+    def list_line_items(self, invoice_id: str) -> Listing[LineItem]:
+        path = f"billing/invoices/{_path_segment(invoice_id)}/line_items"
+        return self.list_complete(path, line_item_parser(invoice_id), "line_item")
+
+    def iter_calls(
+        self, started_after: dt.datetime, started_before: dt.datetime, slices: int = 1,
+    ) -> Iterator[CallPage]:
+        """Calls started in [after, before), page by page, as they arrive.
+
+        The window is cut into `slices` time slices read in parallel; pages stream
+        through a bounded queue, so memory holds a few pages, never the whole window.
+        """
+        slices = max(1, min(slices, self.max_concurrency))
+        span = (started_before - started_after) / slices
+        bounds = [started_after + span * i for i in range(slices)] + [started_before]
+        producers = [self._call_slice(bounds[i], bounds[i + 1]) for i in range(slices)]
+        if len(producers) == 1:
+            yield from producers[0]()
+            return
+        yield from _merge_parallel(producers, self.max_concurrency)
+
+    def _call_slice(self, after: dt.datetime, before: dt.datetime) -> Callable[[], Iterator[CallPage]]:
+        def pages() -> Iterator[CallPage]:
+            params = {"started_after": format_timestamp(after), "started_before": format_timestamp(before)}
+            paginator = CursorPaginator(self.calls_page_size, params)
+            for page in self.paginate("calls", paginator):
+                calls: list[Call] = []
+                issues: list[DataIssue] = []
+                for raw in page:
+                    try:
+                        calls.append(parse_call(raw))
+                    except RecordError as exc:
+                        issues.append(DataIssue("call", record_id(raw), exc.field_name, exc.reason))
+                yield CallPage(calls, issues)
+
+        return pages
+
+    # -- the contract's write paths (used by tests and tools, never by a sync) ----------
+
+    def release_number(self, number_id: str) -> PhoneNumber:
+        return parse_number(self.request("DELETE", f"telephony/numbers/{_path_segment(number_id)}"))
+
+    def assign_number(self, number_id: str, agent_id: str, assignment_type: str) -> PhoneNumber:
+        body = {"number_id": number_id, "agent_id": agent_id, "assignment_type": assignment_type}
+        return parse_number(self.request("POST", "telephony/numbers/assign", json=body))
+
+    def unassign_number(self, number_id: str, assignment_type: str) -> PhoneNumber:
+        body = {"number_id": number_id, "assignment_type": assignment_type}
+        return parse_number(self.request("POST", "telephony/numbers/unassign", json=body))
+
+    def search_numbers(self, **criteria: Any) -> list[dict[str, Any]]:
+        return self.request("POST", "telephony/numbers/search", json=criteria)["data"]
+
+    def purchase_number(self, phone_number: str) -> PhoneNumber:
+        return parse_number(self.request("POST", "telephony/numbers/purchase", json={"phone_number": phone_number}))
+
+
+_DONE = object()
+
+
+def _merge_parallel(producers: list[Callable[[], Iterator[T]]], workers: int) -> Iterator[T]:
+    """Items of several producers run in threads, through one bounded queue."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
+    stop = threading.Event()
+
+    def run(producer: Callable[[], Iterator[T]]) -> None:
+        try:
+            for item in producer():
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            items.put(_Failure(exc))
+        finally:
+            items.put(_DONE)
+
+    threads = [threading.Thread(target=run, args=(p,), daemon=True, name="truedy-calls") for p in producers]
+    for thread in threads:
+        thread.start()
+    finished = 0
+    try:
+        while finished < len(threads):
+            item = items.get()
+            if item is _DONE:
+                finished += 1
+            elif isinstance(item, _Failure):
+                raise item.exc
+            else:
+                yield item
+    finally:
+        stop.set()
+        while any(thread.is_alive() for thread in threads):
+            try:
+                items.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+@dataclass
+class _Failure:
+    exc: BaseException
+
+
+def _path_segment(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def _error_code(response: httpx.Response) -> str:
+    body = _error_body(response)
+    return str(body.get("code", "")) if body else "(no error body)"
+
+
+def _error_message(response: httpx.Response) -> str:
+    body = _error_body(response)
+    return str(body.get("message", ""))[:200] if body else response.text[:120]
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _describe_transport_error(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    return type(exc).__name__

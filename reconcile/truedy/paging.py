@@ -1,0 +1,96 @@
+"""Paging as objects; the loop that drives them is `TruedyClient.paginate`, written once.
+
+A paginator knows the parameters of its next requests (`next_requests`), learns from
+each answer (`update_state`) and says when it is done (`has_next_page`). Page-number
+listings hand out all remaining pages at once after the first answer, so the client
+fetches them concurrently; cursor listings hand out one request at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconcile.errors import ContractError
+
+
+class PageNumberPaginator:
+    """`page`/`page_size` listings with a `meta` block (numbers, agents, invoices).
+
+    Page 1 comes first, to learn how many pages there are; then every page from the
+    last down to the first. A release shifts later records one place towards page 1,
+    so reading downwards, a shifted record can only move onto a page not read yet:
+    it is seen twice (and de-duplicated), never skipped. Purchases land at the end,
+    which is read first; growth shows in `total_results` and makes the client re-read.
+    """
+
+    def __init__(self, page_size: int, params: dict[str, Any] | None = None) -> None:
+        self.page_size = page_size
+        self.params = dict(params or {})
+        self.total_pages: int | None = None
+        self.totals_seen: set[int] = set()
+        self.last_page = 0
+        self._handed_out = 0
+
+    @property
+    def has_next_page(self) -> bool:
+        if self.total_pages is None:
+            return self._handed_out == 0
+        return self._handed_out == 1 and self.total_pages > 1
+
+    def next_requests(self) -> list[dict[str, Any]]:
+        if self._handed_out == 0:
+            pages: list[int] = [1]
+        else:
+            assert self.total_pages is not None
+            pages = list(range(self.total_pages, 0, -1))
+        self._handed_out += 1
+        return [{**self.params, "page": page, "page_size": self.page_size} for page in pages]
+
+    def update_state(self, body: dict[str, Any]) -> list[Any]:
+        meta = body.get("meta")
+        data = body.get("data")
+        if not isinstance(meta, dict) or not isinstance(data, list):
+            raise ContractError("a listing answer lacks its 'data' list or 'meta' object")
+        try:
+            total_pages = int(meta["total_pages"])
+            self.totals_seen.add(int(meta["total_results"]))
+            self.last_page = int(meta["page"])
+        except (KeyError, TypeError, ValueError):
+            raise ContractError("a listing's 'meta' lacks page, total_pages or total_results") from None
+        if self.total_pages is None:
+            self.total_pages = total_pages
+        return data
+
+
+class CursorPaginator:
+    """`cursor`/`next_cursor` listings (calls)."""
+
+    def __init__(self, limit: int, params: dict[str, Any] | None = None) -> None:
+        self.limit = limit
+        self.params = {key: value for key, value in (params or {}).items() if value is not None}
+        self.cursor: str | None = None
+        self._started = False
+        self._done = False
+
+    @property
+    def has_next_page(self) -> bool:
+        return not self._done
+
+    def next_requests(self) -> list[dict[str, Any]]:
+        self._started = True
+        request = {**self.params, "limit": self.limit}
+        if self.cursor is not None:
+            request["cursor"] = self.cursor
+        return [request]
+
+    def update_state(self, body: dict[str, Any]) -> list[Any]:
+        data = body.get("data")
+        if not isinstance(data, list) or "next_cursor" not in body:
+            raise ContractError("a calls answer lacks its 'data' list or 'next_cursor'")
+        cursor = body["next_cursor"]
+        if cursor is not None and not isinstance(cursor, str):
+            raise ContractError("'next_cursor' is neither a string nor null")
+        if cursor is None or cursor == self.cursor:
+            self._done = True
+        self.cursor = cursor
+        return data

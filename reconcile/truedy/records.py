@@ -1,0 +1,398 @@
+"""Typed records of the Truedy contract, and their validation.
+
+Money is `Decimal`, timestamps aware UTC, unknown fields ignored. A record that breaks
+the contract raises `RecordError` naming the field; listings turn that into a
+`DataIssue` (record type, id, field, why) instead of crashing or dropping it silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from reconcile.clock import parse_date, parse_timestamp
+from reconcile.money import parse_amount, parse_currency
+
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+
+NUMBER_STATUSES = frozenset({"pending", "active", "released"})
+NUMBER_TYPES = frozenset({"local", "toll-free", "mobile"})
+PROVIDERS = frozenset({"truedy", "twilio", "telnyx"})
+DIRECTIONS = frozenset({"inbound", "outbound"})
+AGENT_STATUSES = frozenset({"active", "archived"})
+INVOICE_STATUSES = frozenset({"draft", "open", "paid", "void"})
+LINE_ITEM_TYPES = frozenset(
+    {"subscription", "number_upfront_fee", "number_monthly_fee", "call_usage", "credit", "adjustment"}
+)
+
+
+class RecordError(ValueError):
+    """One field of one record breaks the contract."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field_name = field_name
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class DataIssue:
+    """A record the API sent that we could not accept, kept for the report."""
+
+    record_type: str
+    record_id: str
+    field: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.record_type} {self.record_id or '(no id)'}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class CostInformation:
+    upfront_cost: Decimal
+    monthly_cost: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    agent_id: str
+    assignment_type: str
+    assigned_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    id: str
+    phone_number: str
+    country_code: str
+    phone_number_type: str
+    status: str
+    is_truedy_managed: bool
+    provider: str
+    features: tuple[str, ...]
+    cost_information: CostInformation | None
+    label: str | None
+    purchased_at: dt.datetime
+    released_at: dt.datetime | None
+    assignments: tuple[Assignment, ...]
+
+    def assignment(self, direction: str) -> Assignment | None:
+        for item in self.assignments:
+            if item.assignment_type == direction:
+                return item
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    name: str
+    status: str
+    created_at: dt.datetime
+    archived_at: dt.datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    id: str
+    agent_id: str
+    number_id: str | None
+    direction: str
+    from_number: str | None
+    to_number: str | None
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    duration_seconds: int
+    cost_amount: Decimal
+    cost_currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    number: str | None
+    period_start: dt.date
+    period_end: dt.date
+    issued_at: dt.datetime | None
+    status: str
+    currency: str
+    total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    id: str
+    invoice_id: str
+    type: str
+    number_id: str | None
+    phone_number: str | None
+    description: str
+    quantity: Decimal | None
+    unit_amount: Decimal | None
+    amount: Decimal
+    currency: str
+    service_period_start: dt.date
+    service_period_end: dt.date
+
+
+T = TypeVar("T")
+
+
+class _Fields:
+    """Field access on one raw JSON object that names the field in every error."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def _get(self, name: str, required: bool = True) -> Any:
+        if name not in self.raw:
+            if required:
+                raise RecordError(name, "missing")
+            return None
+        return self.raw[name]
+
+    def convert(self, name: str, parse: Callable[[Any], T], *, nullable: bool = False, required: bool = True) -> T | None:
+        value = self._get(name, required)
+        if value is None:
+            if nullable or not required:
+                return None
+            raise RecordError(name, "must not be null")
+        try:
+            return parse(value)
+        except RecordError as exc:
+            raise RecordError(f"{name}.{exc.field_name}", exc.reason) from None
+        except (ValueError, TypeError) as exc:
+            raise RecordError(name, str(exc)) from None
+
+    def text(self, name: str, *, nullable: bool = False, required: bool = True) -> str | None:
+        return self.convert(name, _text, nullable=nullable, required=required)
+
+    def required_text(self, name: str) -> str:
+        value = self.convert(name, _text)
+        assert value is not None
+        if not value:
+            raise RecordError(name, "must not be empty")
+        return value
+
+    def enum(self, name: str, allowed: frozenset[str]) -> str:
+        value = self.required_text(name)
+        if value not in allowed:
+            raise RecordError(name, f"{value[:40]!r} is not one of {', '.join(sorted(allowed))}")
+        return value
+
+    def timestamp(self, name: str, *, nullable: bool = False, required: bool = True) -> dt.datetime | None:
+        return self.convert(name, parse_timestamp, nullable=nullable, required=required)
+
+    def required_timestamp(self, name: str) -> dt.datetime:
+        value = self.convert(name, parse_timestamp)
+        assert value is not None
+        return value
+
+    def required_date(self, name: str) -> dt.date:
+        value = self.convert(name, parse_date)
+        assert value is not None
+        return value
+
+    def amount(self, name: str, *, required: bool = True) -> Decimal | None:
+        return self.convert(name, parse_amount, required=required)
+
+    def currency(self, name: str) -> str:
+        value = self.convert(name, parse_currency)
+        assert value is not None
+        return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _e164(value: Any) -> str:
+    if not isinstance(value, str) or not E164.match(value):
+        raise ValueError(f"not an E.164 phone number: {str(value)[:30]!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {str(value)[:20]!r}")
+    return value
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be an object, got {type(value).__name__}")
+    return value
+
+
+def record_id(raw: Any) -> str:
+    """The id of a raw record for error reports, '' when it has none usable."""
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"][:80]
+    return ""
+
+
+def parse_cost_information(raw: Any) -> CostInformation:
+    f = _Fields(_object(raw))
+    upfront = f.amount("upfront_cost")
+    monthly = f.amount("monthly_cost")
+    assert upfront is not None and monthly is not None
+    if monthly < 0 or upfront < 0:
+        raise RecordError("monthly_cost" if monthly < 0 else "upfront_cost", "must not be negative")
+    return CostInformation(upfront_cost=upfront, monthly_cost=monthly, currency=f.currency("currency"))
+
+
+def parse_assignment(raw: Any) -> Assignment:
+    f = _Fields(_object(raw))
+    return Assignment(
+        agent_id=f.required_text("agent_id"),
+        assignment_type=f.enum("assignment_type", DIRECTIONS),
+        assigned_at=f.required_timestamp("assigned_at"),
+    )
+
+
+def _assignments(value: Any) -> tuple[Assignment, ...]:
+    if not isinstance(value, list):
+        raise ValueError("must be a list")
+    if len(value) > 2:
+        raise ValueError(f"holds {len(value)} assignments, at most 2 allowed")
+    items = tuple(parse_assignment(item) for item in value)
+    if len({item.assignment_type for item in items}) != len(items):
+        raise ValueError("two assignments for the same direction")
+    return items
+
+
+def parse_number(raw: Any) -> PhoneNumber:
+    f = _Fields(_object(raw))
+    number_id = f.required_text("id")
+    managed = f.convert("is_truedy_managed", _bool)
+    provider = f.enum("provider", PROVIDERS)
+    cost = f.convert("cost_information", parse_cost_information, nullable=True)
+    if managed and cost is None:
+        raise RecordError("cost_information", "null for a Truedy-managed number")
+    status = f.enum("status", NUMBER_STATUSES)
+    released_at = f.timestamp("released_at", nullable=True)
+    if status == "released" and released_at is None:
+        raise RecordError("released_at", "null for a released number")
+    country = f.required_text("country_code")
+    if len(country) != 2 or not country.isalpha():
+        raise RecordError("country_code", f"not an ISO 3166-1 alpha-2 code: {country[:10]!r}")
+    assert managed is not None
+    return PhoneNumber(
+        id=number_id,
+        phone_number=f.convert("phone_number", _e164) or "",
+        country_code=country.upper(),
+        phone_number_type=f.enum("phone_number_type", NUMBER_TYPES),
+        status=status,
+        is_truedy_managed=managed,
+        provider=provider,
+        features=f.convert("features", _string_list) or (),
+        cost_information=cost,
+        label=f.text("label", nullable=True, required=False),
+        purchased_at=f.required_timestamp("purchased_at"),
+        released_at=released_at,
+        assignments=f.convert("assignments", _assignments) or (),
+    )
+
+
+def _metadata(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError("must be an object of strings")
+    return dict(value)
+
+
+def parse_agent(raw: Any) -> Agent:
+    f = _Fields(_object(raw))
+    return Agent(
+        id=f.required_text("id"),
+        name=f.text("name") or "",
+        status=f.enum("status", AGENT_STATUSES),
+        created_at=f.required_timestamp("created_at"),
+        archived_at=f.timestamp("archived_at", nullable=True, required=False),
+        metadata=f.convert("metadata", _metadata, nullable=True, required=False) or {},
+    )
+
+
+def _duration(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"must be a whole number of seconds >= 0, got {str(value)[:20]!r}")
+    return value
+
+
+def parse_call(raw: Any) -> Call:
+    f = _Fields(_object(raw))
+    cost = _Fields(f.convert("cost", _object) or {})
+    try:
+        amount = cost.amount("amount")
+        currency = cost.currency("currency")
+    except RecordError as exc:
+        raise RecordError(f"cost.{exc.field_name}", exc.reason) from None
+    assert amount is not None
+    return Call(
+        id=f.required_text("id"),
+        agent_id=f.required_text("agent_id"),
+        number_id=f.text("number_id", nullable=True),
+        direction=f.enum("direction", DIRECTIONS),
+        from_number=f.text("from_number", nullable=True, required=False),
+        to_number=f.text("to_number", nullable=True, required=False),
+        started_at=f.required_timestamp("started_at"),
+        ended_at=f.required_timestamp("ended_at"),
+        duration_seconds=f.convert("duration_seconds", _duration) or 0,
+        cost_amount=amount,
+        cost_currency=currency,
+    )
+
+
+def parse_invoice(raw: Any) -> Invoice:
+    f = _Fields(_object(raw))
+    total = f.amount("total")
+    assert total is not None
+    return Invoice(
+        id=f.required_text("id"),
+        number=f.text("number", nullable=True, required=False),
+        period_start=f.required_date("period_start"),
+        period_end=f.required_date("period_end"),
+        issued_at=f.timestamp("issued_at", nullable=True),
+        status=f.enum("status", INVOICE_STATUSES),
+        currency=f.currency("currency"),
+        total=total,
+    )
+
+
+def line_item_parser(invoice_id: str) -> Callable[[Any], LineItem]:
+    def parse_line_item(raw: Any) -> LineItem:
+        f = _Fields(_object(raw))
+        amount = f.amount("amount")
+        assert amount is not None
+        return LineItem(
+            id=f.required_text("id"),
+            invoice_id=invoice_id,
+            type=f.enum("type", LINE_ITEM_TYPES),
+            number_id=f.text("number_id", nullable=True),
+            phone_number=f.text("phone_number", nullable=True, required=False),
+            description=f.text("description", required=False) or "",
+            quantity=f.amount("quantity", required=False),
+            unit_amount=f.amount("unit_amount", required=False),
+            amount=amount,
+            currency=f.currency("currency"),
+            service_period_start=f.required_date("service_period_start"),
+            service_period_end=f.required_date("service_period_end"),
+        )
+
+    return parse_line_item

@@ -1,0 +1,82 @@
+"""The retry policy and the pacer are pure enough to test with a fake clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import httpx
+import pytest
+
+from reconcile.truedy.pacing import RatePacer
+from reconcile.truedy.retry import RetryPolicy, parse_retry_after
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(("method", "status", "retried"), [
+    ("GET", 429, True), ("GET", 500, True), ("GET", 502, True), ("GET", 503, True), ("GET", 504, True),
+    ("GET", 400, False), ("GET", 401, False), ("GET", 404, False), ("GET", 501, False),
+    ("DELETE", 503, True), ("POST", 503, False), ("POST", 429, True),
+])
+def test_which_answers_are_retried(method, status, retried):
+    assert RetryPolicy().should_retry(method, status, None) is retried
+
+
+def test_which_transport_errors_are_retried():
+    policy = RetryPolicy()
+    assert policy.should_retry("GET", None, httpx.ReadTimeout("slow"))
+    assert policy.should_retry("POST", None, httpx.ConnectError("refused"))
+    assert not policy.should_retry("POST", None, httpx.ReadTimeout("slow")), "the server may have acted"
+    assert not policy.should_retry("GET", None, ValueError("not ours"))
+
+
+def test_retry_after_in_seconds_and_as_http_date():
+    assert parse_retry_after("7", NOW) == 7.0
+    assert parse_retry_after("Fri, 27 Nov 2026 12:00:30 GMT", NOW) == 30.0
+    assert parse_retry_after("Fri, 27 Nov 2026 11:00:00 GMT", NOW) == 0.0
+    assert parse_retry_after("soon", NOW) is None
+    assert parse_retry_after(None, NOW) is None
+
+
+def test_retry_after_is_capped_and_backoff_grows_capped():
+    policy = RetryPolicy(backoff_base_s=1, backoff_cap_s=8, retry_after_cap_s=10)
+    rng = random.Random(1)
+    assert 10 <= policy.delay_s(1, {"retry-after": "3600"}, NOW, rng) <= 10.05
+    ceilings = [max(policy.delay_s(a, None, NOW, random.Random(s)) for s in range(200)) for a in range(1, 7)]
+    assert ceilings[0] <= 1 and ceilings[2] <= 4 and max(ceilings) <= 8
+    assert ceilings[3] > 4, "the fourth attempt may wait up to 8 s"
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 100.0
+        self.slept = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_pacer_spaces_requests_after_learning_the_limit():
+    clock = FakeTime()
+    pacer = RatePacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    pacer.acquire()
+    pacer.observe({"x-ratelimit-limit": "20", "x-ratelimit-remaining": "19", "x-ratelimit-reset": "1"})
+    for _ in range(40):
+        pacer.acquire()
+    assert 2.0 <= clock.now - 100.0 <= 2.2, "40 requests at 20/s take about two seconds"
+
+
+def test_pacer_holds_everyone_when_the_window_is_spent():
+    clock = FakeTime()
+    pacer = RatePacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    pacer.observe({"x-ratelimit-limit": "1000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"})
+    pacer.acquire()
+    assert clock.now == pytest.approx(102.0)
+    pacer.hold(5)
+    pacer.acquire()
+    assert clock.now == pytest.approx(107.0)
