@@ -89,13 +89,14 @@ def sandbox() -> None:
 @click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same account.")
 @click.option("--numbers", default=500, show_default=True, type=click.IntRange(1, 500_000))
 @click.option("--calls", default=None, type=click.IntRange(0), help="Calls over 120 days (default 10 per number).")
+@click.option("--agents", default=None, type=click.IntRange(1), help="Agents (default one per 33 numbers).")
 @click.option("--api-key", default=SANDBOX_API_KEY, show_default=True, help="The only key the sandbox accepts.")
 @click.option("--latency-ms", default=0.0, type=click.FloatRange(0), help="Added to every answer.")
 @click.option("--rate-limit", default=20, show_default=True, type=click.IntRange(0), help="Requests per second; 0 = off.")
 @click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), help="Share of answers that are 5xx.")
 @click.option("--malformed", default=0, type=click.IntRange(0), help="Numbers and calls served broken.")
 @fail_cleanly
-def sandbox_serve(host: str, port: int, seed: int, numbers: int, calls: int | None, api_key: str,
+def sandbox_serve(host: str, port: int, seed: int, numbers: int, calls: int | None, agents: int | None, api_key: str,
                   latency_ms: float, rate_limit: int, error_rate: float, malformed: int) -> None:
     """Serve a generated account over HTTP (the clock follows real time)."""
     import datetime as dt
@@ -103,7 +104,7 @@ def sandbox_serve(host: str, port: int, seed: int, numbers: int, calls: int | No
     from reconcile.sandbox import generate_account
     from reconcile.sandbox.server import serve_forever
 
-    account = generate_account(seed=seed, numbers=numbers, calls=calls, start=dt.datetime.now(dt.UTC))
+    account = generate_account(seed=seed, numbers=numbers, calls=calls, agents=agents, start=dt.datetime.now(dt.UTC))
     account.follow_real_time()
     account.faults.latency_s = latency_ms / 1000
     account.faults.rate_limit = rate_limit

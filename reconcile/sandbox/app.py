@@ -3,7 +3,8 @@
 Auth, Error bodies, the per-key rate limit (429 + Retry-After, X-RateLimit-* on every
 answer), injected latency and faults, and page drift come from here; the account
 holds the data. Two extra paths outside the contract drive the clock:
-`GET /_sandbox/clock` and `POST /_sandbox/advance {"days": N}`.
+`GET /_sandbox/clock`, `POST /_sandbox/advance {"days": N}`, and
+`POST /_sandbox/faults {"latency_s": 0.02, "rate_limit": 20, ...}` to turn the knobs.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
         Route("/billing/invoices/{invoice_id}/line_items", endpoint(list_line_items), methods=["GET"]),
         Route("/_sandbox/clock", endpoint(clock), methods=["GET"]),
         Route("/_sandbox/advance", endpoint(advance, True), methods=["POST"]),
+        Route("/_sandbox/faults", endpoint(set_faults, True), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.account = account
@@ -254,3 +256,14 @@ def advance(request: Request, account: Account, payload: dict[str, Any]) -> tupl
         raise SandboxError(400, "invalid_request", "days must be a whole number from 0 to 366")
     account.advance(days=days)
     return clock(request, account, None)
+
+
+def set_faults(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
+    from dataclasses import asdict, fields
+
+    known = {f.name: f.type for f in fields(account.faults)}
+    for name, value in payload.items():
+        if name not in known or name == "malformed" or not isinstance(value, int | float) or value < 0:
+            raise SandboxError(400, "invalid_request", f"unknown or invalid fault knob {name[:40]!r}")
+        setattr(account.faults, name, type(getattr(account.faults, name))(value))
+    return 200, asdict(account.faults)

@@ -1,0 +1,1 @@
+"""`make bench`: the job at scale against the sandbox, each figure beside its floor."""
