@@ -78,6 +78,62 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None) -> 
     ctx.obj = Context(config_path, log_format)
 
 
+@cli.command()
+@click.option("--as-of", "as_of", default=None, help="Pretend the run happens at this RFC 3339 time (tests, replays).")
+@click.pass_obj
+@fail_cleanly
+def sync(ctx: Context, as_of: str | None) -> None:
+    """One sync run: the Truedy API into the store, atomically."""
+    from jobs.runtime import exclusive_run, make_client, open_store, sync_options
+    from reconcile.progress import progress_for
+    from reconcile.sync import run_sync
+
+    settings = ctx.settings
+    clock = _clock(as_of)
+    engine = open_store(settings)
+    with exclusive_run(engine), make_client(settings) as client:
+        summary = run_sync(client, engine, clock=clock, options=sync_options(settings), progress=progress_for())
+    click.echo(summary.line())
+
+
+def _clock(as_of: str | None) -> Callable[[], Any]:
+    import datetime as dt
+
+    from reconcile.clock import parse_as_of, system_clock
+    from reconcile.errors import ConfigError
+
+    if as_of is None:
+        return system_clock
+    try:
+        fixed: dt.datetime = parse_as_of(as_of)
+    except ValueError as exc:
+        raise ConfigError(f"--as-of: {exc}") from None
+    return lambda: fixed
+
+
+@cli.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+@fail_cleanly
+def db_upgrade(ctx: Context) -> None:
+    """Apply schema migrations (safe to run again)."""
+    from jobs.runtime import open_store
+    from reconcile.config import redact_url
+    from reconcile.store.database import upgrade
+
+    engine = open_store(ctx.settings, check=False)
+    before, after = upgrade(engine)
+    where = redact_url(ctx.settings.database_url)
+    if before == after:
+        click.echo(f"database {where} is up to date (schema {after})")
+    else:
+        click.echo(f"database {where} upgraded from {before or 'empty'} to schema {after}")
+
+
 @cli.group()
 def sandbox() -> None:
     """The local Truedy API, for trying the job without a real account."""

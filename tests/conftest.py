@@ -51,3 +51,40 @@ def make_client() -> Iterator[Callable[..., TruedyClient]]:
     yield build
     for client in clients:
         client.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty store: a SQLite file, or a new schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("RECONCILE_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("RECONCILE_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def store(database_url):
+    """An engine on a store upgraded to the newest schema."""
+    from reconcile.store.database import open_engine, upgrade
+
+    engine = open_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()

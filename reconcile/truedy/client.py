@@ -274,6 +274,17 @@ class TruedyClient:
         body = self.request("GET", f"telephony/numbers/{_path_segment(number_id)}", allow_404=True)
         return None if body is None else parse_number(body)
 
+    def get_numbers(self, number_ids: list[str]) -> list[PhoneNumber | DataIssue | None]:
+        """`get_number` for many ids, a few at a time: a record, None when gone, or a data issue."""
+
+        def one(number_id: str) -> PhoneNumber | DataIssue | None:
+            try:
+                return self.get_number(number_id)
+            except RecordError as exc:
+                return DataIssue("number", number_id, exc.field_name, exc.reason)
+
+        return list(self._executor.map(one, number_ids))
+
     def list_agents(self) -> Listing[Agent]:
         return self.list_complete("agents", parse_agent, "agent")
 

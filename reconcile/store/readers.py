@@ -1,0 +1,127 @@
+"""Reading the store back: runs, the inventory and agents as of a run, histories, last calls.
+
+Readers return DataFrames for the analysis (money stays Decimal, in object columns)
+or small dataclasses for the edges. "As of run R" means the versions with
+valid_from_run <= R and (valid_to_run is NULL or valid_to_run > R).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Table, and_, case, func, or_, select
+
+from reconcile.store.schema import agent_versions, calls, data_issues, number_versions, sync_runs
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    as_of: dt.datetime
+    status: str
+    counts: dict[str, Any]
+    error: str | None
+
+
+def _run(row: Any) -> SyncRun:
+    return SyncRun(row.id, row.started_at, row.finished_at, row.as_of, row.status,
+                   json.loads(row.counts) if row.counts else {}, row.error)
+
+
+def latest_complete_run(connection: Connection, at: dt.datetime | None = None) -> SyncRun | None:
+    """The newest complete run, or the newest whose as_of is at or before `at`."""
+    query = select(sync_runs).where(sync_runs.c.status == "complete")
+    if at is not None:
+        query = query.where(sync_runs.c.as_of <= at)
+    row = connection.execute(query.order_by(sync_runs.c.as_of.desc(), sync_runs.c.id.desc()).limit(1)).first()
+    return None if row is None else _run(row)
+
+
+def runs(connection: Connection, limit: int = 20, status: str | None = None) -> list[SyncRun]:
+    query = select(sync_runs)
+    if status:
+        query = query.where(sync_runs.c.status == status)
+    rows = connection.execute(query.order_by(sync_runs.c.id.desc()).limit(limit))
+    return [_run(row) for row in rows]
+
+
+def _open_at(table: Table, run_id: int) -> Any:
+    return and_(table.c.valid_from_run <= run_id,
+                or_(table.c.valid_to_run.is_(None), table.c.valid_to_run > run_id))
+
+
+def _frame(connection: Connection, query: Any) -> pd.DataFrame:
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Every number version open at `run_id` (optionally only some statuses), one row per number."""
+    query = select(number_versions).where(_open_at(number_versions, run_id))
+    if statuses:
+        query = query.where(number_versions.c.status.in_(statuses))
+    return _frame(connection, query.order_by(number_versions.c.number_id))
+
+
+def agents_as_of(connection: Connection, run_id: int) -> pd.DataFrame:
+    frame = _frame(connection, select(agent_versions).where(_open_at(agent_versions, run_id))
+                   .order_by(agent_versions.c.agent_id))
+    frame["metadata"] = [json.loads(text) for text in frame["metadata"]] if len(frame) else []
+    return frame
+
+
+def number_history(connection: Connection, number_id: str) -> list[dict[str, Any]]:
+    """Every version of one number, oldest first, with the as_of of the runs that opened and closed it."""
+    opened = sync_runs.alias("opened")
+    closed = sync_runs.alias("closed")
+    query = (
+        select(number_versions, opened.c.as_of.label("valid_from"), closed.c.as_of.label("valid_to"))
+        .join(opened, opened.c.id == number_versions.c.valid_from_run)
+        .outerjoin(closed, closed.c.id == number_versions.c.valid_to_run)
+        .where(number_versions.c.number_id == number_id)
+        .order_by(number_versions.c.valid_from_run)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.DataFrame:
+    """Per number: the start of its last call, in any direction and per direction."""
+    inbound = case((calls.c.direction == "inbound", calls.c.started_at))
+    outbound = case((calls.c.direction == "outbound", calls.c.started_at))
+    query = (
+        select(calls.c.number_id,
+               func.max(calls.c.started_at).label("last_call_at"),
+               func.max(inbound).label("last_inbound_at"),
+               func.max(outbound).label("last_outbound_at"))
+        .where(calls.c.number_id.is_not(None))
+        .group_by(calls.c.number_id)
+    )
+    if before is not None:
+        query = query.where(calls.c.started_at <= before)
+    frame = _frame(connection, query)
+    for column in ("last_call_at", "last_inbound_at", "last_outbound_at"):
+        frame[column] = [_utc(value) for value in frame[column]]
+    return frame
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    """MAX() over a CASE loses the column type; give the value back its UTC zone."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def issues_for_run(connection: Connection, run_id: int) -> pd.DataFrame:
+    return _frame(connection, select(data_issues).where(data_issues.c.sync_run_id == run_id).order_by(data_issues.c.id))
+
+
+def call_count(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(calls)).scalar() or 0)

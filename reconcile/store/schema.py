@@ -1,0 +1,117 @@
+"""The store's tables (SQLAlchemy Core). Migrations in `migrations/` create them.
+
+Snapshots are SCD type 2: `number_versions` and `agent_versions` hold one row per
+version; `valid_from_run` opened it, `valid_to_run` closed it (NULL while current).
+The inventory as of run R is the versions with valid_from_run <= R and (valid_to_run
+is NULL or > R). Calls are append-only, keyed by the API's id.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from reconcile.store.types import Money, UTCDateTime
+
+metadata = MetaData()
+
+sync_runs = Table(
+    "sync_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("as_of", UTCDateTime, nullable=False),
+    # running -> complete | failed | abandoned (a killed run, found by the next one)
+    Column("status", String(16), nullable=False),
+    Column("counts", Text),
+    Column("error", Text),
+)
+
+number_versions = Table(
+    "number_versions", metadata,
+    Column("version_id", Integer, primary_key=True, autoincrement=True),
+    Column("number_id", String(100), nullable=False),
+    Column("phone_number", String(32), nullable=False),
+    Column("label", Text),
+    Column("country_code", String(2), nullable=False),
+    Column("phone_number_type", String(16), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("is_truedy_managed", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("features", Text, nullable=False),
+    Column("upfront_cost", Money),
+    Column("monthly_cost", Money),
+    Column("currency", String(3)),
+    Column("purchased_at", UTCDateTime, nullable=False),
+    Column("released_at", UTCDateTime),
+    Column("inbound_agent_id", String(100)),
+    Column("inbound_assigned_at", UTCDateTime),
+    Column("outbound_agent_id", String(100)),
+    Column("outbound_assigned_at", UTCDateTime),
+    Column("row_hash", String(32), nullable=False),
+    Column("valid_from_run", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("valid_to_run", Integer, ForeignKey("sync_runs.id")),
+)
+Index("ix_number_versions_number", number_versions.c.number_id, number_versions.c.valid_from_run)
+Index("ix_number_versions_open", number_versions.c.valid_to_run)
+
+agent_versions = Table(
+    "agent_versions", metadata,
+    Column("version_id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(100), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("archived_at", UTCDateTime),
+    Column("metadata", Text, nullable=False),
+    Column("row_hash", String(32), nullable=False),
+    Column("valid_from_run", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("valid_to_run", Integer, ForeignKey("sync_runs.id")),
+)
+Index("ix_agent_versions_agent", agent_versions.c.agent_id, agent_versions.c.valid_from_run)
+Index("ix_agent_versions_open", agent_versions.c.valid_to_run)
+
+calls = Table(
+    "calls", metadata,
+    Column("call_id", String(100), primary_key=True),
+    Column("agent_id", String(100), nullable=False),
+    Column("number_id", String(100)),
+    Column("direction", String(8), nullable=False),
+    Column("from_number", String(32)),
+    Column("to_number", String(32)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("duration_seconds", Integer, nullable=False),
+    Column("cost_amount", Money, nullable=False),
+    Column("cost_currency", String(3), nullable=False),
+    Column("sync_run_id", Integer, ForeignKey("sync_runs.id"), nullable=False),
+)
+Index("ix_calls_number_started", calls.c.number_id, calls.c.direction, calls.c.started_at)
+Index("ix_calls_started", calls.c.started_at)
+
+sync_state = Table(
+    "sync_state", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("sync_run_id", Integer, ForeignKey("sync_runs.id"), nullable=False),
+)
+
+data_issues = Table(
+    "data_issues", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync_run_id", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("record_type", String(32), nullable=False),
+    Column("record_id", String(100), nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+Index("ix_data_issues_run", data_issues.c.sync_run_id)

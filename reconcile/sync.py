@@ -1,0 +1,195 @@
+"""One sync run: the Truedy API into the store, atomically.
+
+Reads happen first (agents, numbers active/pending and released, confirmation of
+numbers that vanished from the listings), then one transaction writes every version,
+the calls since the watermark, the data issues and the new watermark, and marks the
+run complete. A failure or a kill before that commit leaves no versions, no calls and
+no watermark move; the run row says `failed` (or `abandoned`, found by the next run).
+The caller holds the run lock (`reconcile.store.lock.RunLock`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from reconcile.clock import Clock, format_timestamp, parse_timestamp
+from reconcile.errors import StoreError
+from reconcile.progress import NullProgress, Progress
+from reconcile.store import writer
+from reconcile.store.schema import agent_versions, number_versions
+from reconcile.store.snapshot import (
+    agent_row,
+    merge_number_listings,
+    number_row,
+    numbers_to_confirm,
+    plan_versions,
+)
+from reconcile.truedy.client import TruedyClient
+from reconcile.truedy.records import Call, DataIssue, PhoneNumber
+
+log = logging.getLogger("reconcile.sync")
+
+WATERMARK = "calls_watermark"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    calls_backfill_days: int = 90
+    calls_overlap_minutes: int = 120
+    call_slices: int = 4
+
+
+@dataclass
+class SyncSummary:
+    run_id: int
+    as_of: dt.datetime
+    numbers_seen: int = 0
+    agents_seen: int = 0
+    versions_opened: int = 0
+    versions_closed: int = 0
+    numbers_confirmed_gone: int = 0
+    calls_added: int = 0
+    data_issues: int = 0
+    requests: int = 0
+    listing_passes: int = 0
+    duration_s: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"sync run {self.run_id} complete as of {format_timestamp(self.as_of)}: "
+            f"{self.numbers_seen:,} numbers seen, {self.versions_opened:,} versions opened, "
+            f"{self.versions_closed:,} closed, {self.calls_added:,} calls added, "
+            f"{self.data_issues:,} data issues, {self.duration_s:.1f} s"
+        )
+
+
+def call_row(call: Call, run_id: int) -> dict[str, Any]:
+    return {
+        "call_id": call.id, "agent_id": call.agent_id, "number_id": call.number_id, "direction": call.direction,
+        "from_number": call.from_number, "to_number": call.to_number, "started_at": call.started_at,
+        "ended_at": call.ended_at, "duration_seconds": call.duration_seconds, "cost_amount": call.cost_amount,
+        "cost_currency": call.cost_currency, "sync_run_id": run_id,
+    }
+
+
+def run_sync(
+    client: TruedyClient, engine: Engine, *, clock: Clock, options: SyncOptions | None = None,
+    progress: Progress | None = None,
+) -> SyncSummary:
+    options = options or SyncOptions()
+    progress = progress or NullProgress()
+    started = time.monotonic()
+    as_of = clock()
+    try:
+        abandoned = writer.abandon_stale_runs(engine, as_of)
+        if abandoned:
+            log.warning("marked %d earlier run(s) abandoned: they ended before committing", abandoned)
+        run_id = writer.begin_run(engine, as_of, as_of)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot start a sync run: {_first_line(exc)}") from None
+    summary = SyncSummary(run_id=run_id, as_of=as_of)
+    try:
+        _sync(client, engine, options, progress, summary)
+    except BaseException as exc:
+        progress.abort()
+        try:
+            writer.fail_run(engine, run_id, as_of, f"{type(exc).__name__}: {exc}")
+        except SQLAlchemyError:
+            log.error("could not mark run %d failed; the next run will mark it abandoned", run_id)
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreError(f"database error during sync run {run_id}: {_first_line(exc)}; nothing was committed") from None
+        raise
+    summary.duration_s = time.monotonic() - started
+    summary.requests = client.stats.requests
+    return summary
+
+
+def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: Progress, summary: SyncSummary) -> None:
+    run_id, as_of = summary.run_id, summary.as_of
+    issues: list[DataIssue] = []
+
+    progress.phase("agents")
+    agents = client.list_agents()
+    issues += agents.issues
+    progress.advance(len(agents.records))
+
+    progress.phase("numbers")
+    live = client.list_numbers()
+    progress.advance(len(live.records))
+    released = client.list_numbers("released")
+    progress.advance(len(released.records))
+    issues += live.issues + released.issues
+    summary.listing_passes = live.passes + released.passes
+    numbers = merge_number_listings(live.records, released.records)
+    seen = set(numbers) | {issue.record_id for issue in live.issues + released.issues}
+
+    with engine.connect() as connection:
+        open_numbers = writer.open_versions(connection, number_versions, "number_id")
+        open_agents = writer.open_versions(connection, agent_versions, "agent_id")
+
+    to_confirm = numbers_to_confirm({key: value[2] for key, value in open_numbers.items()}, seen)
+    gone: set[str] = set()
+    if to_confirm:
+        progress.phase("confirming vanished numbers", total=len(to_confirm))
+        for number_id, outcome in zip(to_confirm, client.get_numbers(to_confirm), strict=True):
+            if isinstance(outcome, PhoneNumber):
+                numbers[number_id] = outcome
+            elif isinstance(outcome, DataIssue):
+                issues.append(outcome)
+            else:
+                gone.add(number_id)
+            progress.advance()
+    summary.numbers_seen = len(numbers)
+    summary.agents_seen = len(agents.records)
+    summary.numbers_confirmed_gone = len(gone)
+
+    number_plan = plan_versions({k: v[:2] for k, v in open_numbers.items()},
+                                {n.id: number_row(n) for n in numbers.values()}, gone)
+    agent_rows = {a.id: agent_row(a) for a in agents.records}
+    agents_gone = set() if agents.drift else set(open_agents) - set(agent_rows) - {i.record_id for i in agents.issues}
+    agent_plan = plan_versions({k: v[:2] for k, v in open_agents.items()}, agent_rows, agents_gone)
+
+    with engine.begin() as connection:
+        writer.apply_plan(connection, agent_versions, agent_plan, run_id)
+        writer.apply_plan(connection, number_versions, number_plan, run_id)
+        summary.versions_opened = len(number_plan.to_open) + len(agent_plan.to_open)
+        summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
+
+        watermark = writer.get_state(connection, WATERMARK)
+        if watermark:
+            after = parse_timestamp(watermark) - dt.timedelta(minutes=options.calls_overlap_minutes)
+        else:
+            after = as_of - dt.timedelta(days=options.calls_backfill_days)
+        before = as_of
+        known = writer.existing_call_ids(connection, after, before)
+        progress.phase("calls")
+        for page in client.iter_calls(after, before, slices=options.call_slices):
+            issues += page.issues
+            rows = []
+            for call in page.calls:
+                if call.id not in known:
+                    known.add(call.id)
+                    rows.append(call_row(call, run_id))
+            writer.insert_calls(connection, rows)
+            summary.calls_added += len(rows)
+            progress.advance(len(page.calls))
+        summary.data_issues = writer.record_issues(connection, run_id, issues)
+        writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
+        progress.finish()
+        counts = {k: v for k, v in asdict(summary).items() if k not in ("run_id", "as_of", "duration_s")}
+        writer.finish_run(connection, run_id, as_of, counts)
+    for issue in issues[:20]:
+        log.warning("data issue: %s", issue.describe())
+    if len(issues) > 20:
+        log.warning("... and %d more data issues (see the nightly report)", len(issues) - 20)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
