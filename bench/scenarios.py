@@ -43,6 +43,48 @@ def list_numbers(params: dict[str, Any]) -> dict[str, Any]:
                 "http_429": client.stats.by_status[429], "passes": listing.passes, "peak_rss_mb": peak_rss_mb()}
 
 
+
+def database_size_mb(url: str) -> float:
+    from pathlib import Path
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from reconcile.store.database import open_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        files = [Path(parsed.database + suffix) for suffix in ("", "-wal", "-shm")]
+        return round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 1)
+    engine = open_engine(url)
+    with engine.connect() as connection:
+        size = connection.execute(text(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')")).scalar()
+    engine.dispose()
+    return round(int(size or 0) / 2**20, 1)
+
+
+@scenario
+def sync(params: dict[str, Any]) -> dict[str, Any]:
+    """One sync run into `database_url` as of the sandbox's clock."""
+    from reconcile.clock import parse_timestamp
+    from reconcile.store.database import open_engine
+    from reconcile.sync import SyncOptions, run_sync
+
+    engine = open_engine(params["database_url"])
+    as_of = parse_timestamp(params["as_of"])
+    with client_for(params) as client:
+        started = time.perf_counter()
+        summary = run_sync(client, engine, clock=lambda: as_of, options=SyncOptions(call_slices=params.get("slices", 4)))
+        wall = time.perf_counter() - started
+    engine.dispose()
+    return {"wall_s": round(wall, 2), "requests": summary.requests, "numbers": summary.numbers_seen,
+            "versions_opened": summary.versions_opened, "versions_closed": summary.versions_closed,
+            "calls_added": summary.calls_added, "peak_rss_mb": peak_rss_mb(),
+            "db_mb": database_size_mb(params["database_url"])}
+
+
 if __name__ == "__main__":
     name, raw = sys.argv[1], sys.argv[2]
     print(json.dumps(SCENARIOS[name](json.loads(raw))))

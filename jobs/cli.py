@@ -112,6 +112,63 @@ def _clock(as_of: str | None) -> Callable[[], Any]:
 
 
 @cli.group()
+def report() -> None:
+    """Reports from the store (no API calls)."""
+
+
+@report.command("nightly")
+@click.option("--as-of", "as_of", default=None, help="Report as of this time (default: the newest complete run).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the files (default $RECONCILE_REPORTS_DIR/nightly-YYYY-MM-DD).")
+@click.pass_obj
+@fail_cleanly
+def report_nightly_command(ctx: Context, as_of: str | None, out_dir: str | None) -> None:
+    """nightly.html, flagged.csv and inventory.csv as of a run."""
+    from pathlib import Path
+
+    from jobs.nightly import NightlyOutcome, report_nightly
+    from jobs.runtime import open_store
+
+    at = _clock(as_of)() if as_of else None
+    summary, result, files = report_nightly(ctx.settings, open_store(ctx.settings), at, Path(out_dir) if out_dir else None)
+    click.echo(NightlyOutcome(None, summary, result, files).line())
+
+
+@cli.group()
+def run() -> None:
+    """A whole job, as the scheduler runs it."""
+
+
+@run.command("nightly")
+@click.option("--as-of", "as_of", default=None, help="Pretend the run happens at this RFC 3339 time.")
+@click.pass_obj
+@fail_cleanly
+def run_nightly_command(ctx: Context, as_of: str | None) -> None:
+    """Sync, then the nightly report."""
+    from jobs.nightly import run_nightly
+
+    outcome = run_nightly(ctx.settings, clock=_clock(as_of))
+    click.echo(outcome.sync.line() if outcome.sync else "")
+    click.echo(outcome.line())
+
+
+@cli.command()
+@click.option("--nights", default=7, show_default=True, type=click.IntRange(1, 60))
+@click.option("--numbers", default=500, show_default=True, type=click.IntRange(10, 200_000))
+@click.option("--seed", default=7, show_default=True, type=int)
+@fail_cleanly
+def demo(nights: int, numbers: int, seed: int) -> None:
+    """Everything against a local sandbox, through a simulated week, into var/demo/."""
+    from jobs.demo import run_demo
+    from jobs.logs import setup_logging
+
+    setup_logging("text", "WARNING")
+    result = run_demo(nights=nights, numbers=numbers, seed=seed, say=click.echo)
+    if not result.truth_agrees:
+        raise SystemExit(1)
+
+
+@cli.group()
 def db() -> None:
     """The store's schema."""
 

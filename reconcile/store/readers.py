@@ -43,6 +43,13 @@ def latest_complete_run(connection: Connection, at: dt.datetime | None = None) -
     return None if row is None else _run(row)
 
 
+def previous_complete_run(connection: Connection, run_id: int) -> SyncRun | None:
+    query = (select(sync_runs).where(sync_runs.c.status == "complete", sync_runs.c.id < run_id)
+             .order_by(sync_runs.c.id.desc()).limit(1))
+    row = connection.execute(query).first()
+    return None if row is None else _run(row)
+
+
 def runs(connection: Connection, limit: int = 20, status: str | None = None) -> list[SyncRun]:
     query = select(sync_runs)
     if status:
@@ -125,3 +132,21 @@ def issues_for_run(connection: Connection, run_id: int) -> pd.DataFrame:
 
 def call_count(connection: Connection) -> int:
     return int(connection.execute(select(func.count()).select_from(calls)).scalar() or 0)
+
+
+def inventory_totals_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
+    """Per run and currency: active or pending numbers and their monthly cost (currency '' = imported)."""
+    if not run_ids:
+        return pd.DataFrame(columns=["run_id", "as_of", "currency", "numbers", "monthly_cost"])
+    run = sync_runs.alias("r")
+    query = (
+        select(run.c.id.label("run_id"), run.c.as_of, func.coalesce(number_versions.c.currency, "").label("currency"),
+               func.count().label("numbers"), func.sum(number_versions.c.monthly_cost).label("monthly_cost"))
+        .select_from(run.join(number_versions, and_(
+            number_versions.c.valid_from_run <= run.c.id,
+            or_(number_versions.c.valid_to_run.is_(None), number_versions.c.valid_to_run > run.c.id))))
+        .where(run.c.id.in_(run_ids), number_versions.c.status.in_(("active", "pending")))
+        .group_by(run.c.id, run.c.as_of, func.coalesce(number_versions.c.currency, ""))
+        .order_by(run.c.id)
+    )
+    return _frame(connection, query)

@@ -115,3 +115,22 @@ data_issues = Table(
     Column("reason", Text, nullable=False),
 )
 Index("ix_data_issues_run", data_issues.c.sync_run_id)
+
+flag_history = Table(
+    "flag_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number_id", String(100), nullable=False),
+    Column("flag", String(32), nullable=False),
+    Column("first_flagged_at", UTCDateTime, nullable=False),
+    Column("first_flagged_run", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("last_flagged_run", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    # the saving at the last evaluation; realised when the streak ends `released`
+    Column("monthly_savings", Money),
+    Column("currency", String(3)),
+    Column("resolved_at", UTCDateTime),
+    Column("resolved_run", Integer, ForeignKey("sync_runs.id")),
+    # released | assigned | used_again | protected | rule_disabled | no_longer_flagged
+    Column("resolution", String(32)),
+)
+Index("ix_flag_history_number", flag_history.c.number_id, flag_history.c.first_flagged_run)
+Index("ix_flag_history_open", flag_history.c.resolved_run)

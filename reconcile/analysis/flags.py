@@ -1,0 +1,137 @@
+"""Evaluate the waste flags over an inventory as of a time. Pure: frames and as_of in, frames out.
+
+Inputs are what the store's readers return: the inventory (number versions, active
+and pending), the agents and the last call per number, all as of the same run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pandas as pd
+
+from reconcile.analysis.rules import RULES, FlagParams
+from reconcile.config import CarrierCost, FlagSettings
+
+FLAGGED_COLUMNS = [
+    "number_id", "phone_number", "label", "country_code", "phone_number_type", "provider",
+    "is_truedy_managed", "monthly_cost", "currency", "inbound_agent_id", "outbound_agent_id",
+    "purchased_at", "last_call_at", "idle_days", "flag", "reason", "recommended_action",
+    "monthly_savings", "first_flagged_at",
+]
+INVENTORY_COLUMNS = FLAGGED_COLUMNS[:14] + ["status", "flag", "protected", "monthly_savings"]
+
+
+@dataclass
+class FlagResult:
+    inventory: pd.DataFrame      # every active/pending number, enriched, with `flag` ('' when none)
+    flagged: pd.DataFrame        # one row per flagged number, FLAGGED_COLUMNS + savings_basis
+    protected_count: int
+    as_of: dt.datetime
+
+
+def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFrame, as_of: dt.datetime,
+           settings: FlagSettings) -> pd.DataFrame:
+    """The inventory with what the rules need: agent states, last activity, idle days, protection."""
+    frame = inventory.copy()
+    status = dict(zip(agents["agent_id"], agents["status"], strict=True)) if len(agents) else {}
+    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    for direction in ("inbound", "outbound"):
+        frame[f"{direction}_agent_status"] = frame[f"{direction}_agent_id"].map(status)
+    frame["has_assignment"] = frame["inbound_agent_id"].notna() | frame["outbound_agent_id"].notna()
+    frame["has_active_agent"] = (frame["inbound_agent_status"] == "active") | (frame["outbound_agent_status"] == "active")
+    last = last_calls.set_index("number_id")["last_call_at"] if len(last_calls) else pd.Series(dtype=object)
+    frame["last_call_at"] = pd.to_datetime(frame["number_id"].map(last), utc=True)
+    for column in ("purchased_at", "inbound_assigned_at", "outbound_assigned_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    activity = frame[["last_call_at", "inbound_assigned_at", "outbound_assigned_at", "purchased_at"]]
+    frame["last_activity_at"] = activity.max(axis=1)
+    now = pd.Timestamp(as_of)
+    frame["idle_days"] = (now - frame["last_activity_at"]).dt.days.astype("int64")
+    frame["age_days"] = (now - frame["purchased_at"]).dt.days.astype("int64")
+    frame["past_grace"] = frame["purchased_at"] <= now - pd.Timedelta(days=settings.grace_days)
+    protected = frame["number_id"].isin(settings.protect_number_ids)
+    if settings.protect_label_pattern:
+        labels = frame["label"].fillna("").astype(str)
+        protected |= labels.str.contains(re.compile(settings.protect_label_pattern), regex=True)
+    frame["protected"] = protected.astype(bool)
+    frame["agents_text"] = [
+        _agents_text(row, names, status) if has else ""
+        for row, has in zip(frame[["inbound_agent_id", "outbound_agent_id"]].itertuples(index=False),
+                            frame["has_assignment"], strict=True)
+    ]
+    return frame
+
+
+def _agents_text(row: tuple, names: Mapping[str, str], status: Mapping[str, str]) -> str:
+    parts = []
+    for agent_id in dict.fromkeys(a for a in row if isinstance(a, str)):
+        if agent_id not in status:
+            parts.append(f"unknown agent {agent_id}")
+        else:
+            parts.append(f"{status[agent_id]} agent {names[agent_id]!r}")
+    return " and ".join(parts)
+
+
+def savings(frame: pd.DataFrame, carrier_costs: Mapping[str, CarrierCost]) -> pd.DataFrame:
+    """Monthly saving per number, its currency and its basis (Truedy fee, carrier estimate, unknown)."""
+    amounts, currencies, basis = [], [], []
+    for managed, provider, cost, currency in zip(frame["is_truedy_managed"], frame["provider"],
+                                                 frame["monthly_cost"], frame["currency"], strict=True):
+        if managed:
+            amounts.append(cost)
+            currencies.append(currency)
+            basis.append("truedy_fee")
+            continue
+        carrier = carrier_costs.get(provider)
+        if carrier is not None and carrier.amount is not None:
+            amounts.append(carrier.amount)
+            currencies.append(carrier.currency)
+            basis.append("carrier_estimate")
+        else:
+            amounts.append(None)
+            currencies.append(None)
+            basis.append("unknown")
+    return pd.DataFrame({"monthly_savings": amounts, "savings_currency": currencies, "savings_basis": basis},
+                        index=frame.index)
+
+
+def evaluate_flags(
+    inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFrame, as_of: dt.datetime,
+    settings: FlagSettings, carrier_costs: Mapping[str, CarrierCost],
+    first_flagged: Mapping[str, dt.datetime] | None = None,
+) -> FlagResult:
+    """Which numbers are flagged, why, and what releasing each saves a month."""
+    live = inventory[inventory["status"].isin(["active", "pending"])]
+    frame = enrich(live, agents, last_calls, as_of, settings)
+    params = FlagParams(grace_days=settings.grace_days, idle_days_threshold=settings.idle_days_threshold)
+    frame["flag"] = ""
+    for name in settings.enabled_rules:
+        mask = RULES[name].evaluate(frame, params) & ~frame["protected"] & (frame["flag"] == "")
+        frame.loc[mask, "flag"] = name
+    frame = pd.concat([frame, savings(frame, carrier_costs)], axis=1)
+    # money columns: imported numbers show their carrier currency beside the estimate
+    frame["currency"] = frame["currency"].where(frame["is_truedy_managed"], frame["savings_currency"])
+    flagged = frame[frame["flag"] != ""].copy()
+    flagged["reason"] = [RULES[row["flag"]].explain(row, params) for _, row in flagged.iterrows()]
+    flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
+    first = first_flagged or {}
+    flagged["first_flagged_at"] = flagged["number_id"].map(lambda number_id: first.get(number_id, as_of))
+    flagged = flagged.sort_values(["flag", "monthly_savings", "number_id"], key=_sort_key, ascending=[True, False, True])
+    frame["monthly_savings"] = frame["monthly_savings"].where(frame["flag"] != "", None)
+    return FlagResult(
+        inventory=frame.sort_values("number_id").reset_index(drop=True),
+        flagged=flagged.reset_index(drop=True),
+        protected_count=int(frame["protected"].sum()),
+        as_of=as_of,
+    )
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    if column.name == "monthly_savings":
+        return column.map(lambda value: value if isinstance(value, Decimal) else Decimal(-1))
+    return column

@@ -1,0 +1,149 @@
+"""The nightly summary, computed from frames: headline totals, changes, breakdowns, trend. Pure.
+
+Money is summed per currency as Decimal, never across currencies. Every total here
+is a sum over the same rows the CSVs hold, so the page and the files agree to the cent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from reconcile.analysis.flags import FlagResult
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    amount: Decimal
+    count: int
+
+
+def totals_by_currency(amounts: Iterable[Any], currencies: Iterable[Any]) -> list[CurrencyTotal]:
+    """Sum Decimal amounts per currency; blanks are left out (count them separately)."""
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    counts: dict[str, int] = defaultdict(int)
+    for amount, currency in zip(amounts, currencies, strict=True):
+        if isinstance(amount, Decimal) and isinstance(currency, str):
+            sums[currency] += amount
+            counts[currency] += 1
+    return [CurrencyTotal(c, sums[c], counts[c]) for c in sorted(sums)]
+
+
+@dataclass
+class Changes:
+    bought: pd.DataFrame
+    released: pd.DataFrame
+    reassigned: pd.DataFrame
+    newly_flagged: pd.DataFrame
+    resolved: pd.DataFrame
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("bought", "released", "reassigned", "newly_flagged", "resolved")}
+
+
+@dataclass
+class NightlySummary:
+    as_of: dt.datetime
+    run_id: int
+    previous_as_of: dt.datetime | None
+    owned: int
+    pending: int
+    imported: int
+    monthly_cost: list[CurrencyTotal]
+    flagged: int
+    savings: list[CurrencyTotal]
+    savings_estimated: list[CurrencyTotal]
+    savings_unknown: int
+    by_flag: list[dict[str, Any]]
+    protected: int
+    data_issues: pd.DataFrame
+    changes: Changes
+    by_agent: pd.DataFrame
+    by_country: pd.DataFrame
+    trend: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events: pd.DataFrame,
+                    run_id: int) -> Changes:
+    """What moved between two inventories (all statuses) and which flag streaks began or ended at `run_id`."""
+    live = current[current["status"].isin(["active", "pending"])]
+    if previous is None:
+        bought, released, reassigned = live, current.iloc[0:0], current.iloc[0:0]
+    else:
+        before = previous.set_index("number_id")
+        was_live = before.index[before["status"].isin(["active", "pending"])]
+        bought = live[~live["number_id"].isin(before.index)]
+        released = previous[previous["number_id"].isin(was_live) & ~previous["number_id"].isin(live["number_id"])]
+        both = live[live["number_id"].isin(was_live)].set_index("number_id")
+        old = before.loc[both.index]
+        moved = pd.Series(False, index=both.index)
+        for column in ("inbound_agent_id", "outbound_agent_id"):
+            moved |= both[column].fillna("") != old[column].fillna("")
+        reassigned = both[moved].reset_index()
+    if len(events):
+        newly_flagged = events[events["first_flagged_run"] == run_id]
+        resolved = events[events["resolved_run"] == run_id]
+    else:
+        newly_flagged = resolved = events
+    return Changes(bought=bought, released=released, reassigned=reassigned,
+                   newly_flagged=newly_flagged, resolved=resolved)
+
+
+def breakdown(frame: pd.DataFrame, key: str, label: str) -> pd.DataFrame:
+    """Numbers, flagged numbers, monthly cost and savings per value of `key`, money per currency."""
+    rows = []
+    for value, group in frame.groupby(key, dropna=False, sort=True):
+        flagged = group[group["flag"] != ""]
+        rows.append({
+            label: value if isinstance(value, str) else "(none)",
+            "numbers": len(group),
+            "flagged": len(flagged),
+            "monthly_cost": totals_by_currency(group["monthly_cost"], group["currency"]),
+            "savings": totals_by_currency(flagged["monthly_savings"], flagged["currency"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def summarise(
+    result: FlagResult, run_id: int, previous_as_of: dt.datetime | None, changes: Changes, agents: pd.DataFrame,
+    data_issues: pd.DataFrame, trend: pd.DataFrame,
+) -> NightlySummary:
+    inventory = result.inventory
+    flagged = result.flagged
+    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    with_agent = inventory.assign(
+        agent=inventory["inbound_agent_id"].fillna(inventory["outbound_agent_id"]).map(
+            lambda agent_id: f"{names.get(agent_id, 'unknown agent')} ({agent_id})" if isinstance(agent_id, str) else None))
+    by_flag = []
+    for name, group in flagged.groupby("flag", sort=True):
+        by_flag.append({"flag": name, "count": len(group),
+                        "savings": totals_by_currency(group["monthly_savings"], group["currency"])})
+    estimated = flagged[flagged["savings_basis"] == "carrier_estimate"]
+    return NightlySummary(
+        as_of=result.as_of,
+        run_id=run_id,
+        previous_as_of=previous_as_of,
+        owned=len(inventory),
+        pending=int((inventory["status"] == "pending").sum()),
+        imported=int((~inventory["is_truedy_managed"].astype(bool)).sum()),
+        monthly_cost=totals_by_currency(inventory["monthly_cost"], inventory["currency"]),
+        flagged=len(flagged),
+        savings=totals_by_currency(flagged["monthly_savings"], flagged["currency"]),
+        savings_estimated=totals_by_currency(estimated["monthly_savings"], estimated["currency"]),
+        savings_unknown=int((flagged["savings_basis"] == "unknown").sum()),
+        by_flag=by_flag,
+        protected=result.protected_count,
+        data_issues=data_issues,
+        changes=changes,
+        by_agent=breakdown(with_agent, "agent", "agent"),
+        by_country=breakdown(inventory, "country_code", "country"),
+        trend=trend,
+    )

@@ -1,0 +1,84 @@
+"""Flag history in the store: streaks opened, continued and resolved per evaluated run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from reconcile.analysis.history import StreakPlan
+from reconcile.store.schema import flag_history, sync_runs
+from reconcile.store.writer import get_state, set_state
+
+EVALUATED = "flags_evaluated_run"
+
+
+def last_evaluated_run(connection: Connection) -> int:
+    value = get_state(connection, EVALUATED)
+    return int(value) if value else 0
+
+
+def open_streaks(connection: Connection) -> dict[str, tuple[int, str]]:
+    query = select(flag_history.c.number_id, flag_history.c.id, flag_history.c.flag).where(
+        flag_history.c.resolved_run.is_(None))
+    return {row[0]: (row[1], row[2]) for row in connection.execute(query)}
+
+
+def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of: dt.datetime) -> None:
+    if plan.new:
+        connection.execute(insert(flag_history), [
+            {"number_id": item["number_id"], "flag": item["flag"], "first_flagged_at": as_of,
+             "first_flagged_run": run_id, "last_flagged_run": run_id,
+             "monthly_savings": item["monthly_savings"], "currency": item["currency"]}
+            for item in plan.new])
+    for item in plan.continued:
+        connection.execute(update(flag_history).where(flag_history.c.id == item["id"]).values(
+            flag=item["flag"], last_flagged_run=run_id, monthly_savings=item["monthly_savings"],
+            currency=item["currency"]))
+    for streak_id, how in plan.resolved:
+        connection.execute(update(flag_history).where(flag_history.c.id == streak_id).values(
+            resolved_at=as_of, resolved_run=run_id, resolution=how))
+    set_state(connection, EVALUATED, str(run_id), run_id)
+
+
+def _open_at(run_id: int):
+    return and_(flag_history.c.first_flagged_run <= run_id,
+                or_(flag_history.c.resolved_run.is_(None), flag_history.c.resolved_run > run_id))
+
+
+def first_flagged_as_of(connection: Connection, run_id: int) -> dict[str, dt.datetime]:
+    query = select(flag_history.c.number_id, flag_history.c.first_flagged_at).where(_open_at(run_id))
+    return dict(connection.execute(query).all())
+
+
+def streak_events(connection: Connection, run_id: int) -> pd.DataFrame:
+    """Streaks that began or ended at `run_id`."""
+    query = select(flag_history).where(or_(flag_history.c.first_flagged_run == run_id,
+                                           flag_history.c.resolved_run == run_id))
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def waste_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
+    """Per run and currency: flagged numbers and their monthly savings (streaks open at that run)."""
+    run = sync_runs.alias("r")
+    query = (
+        select(run.c.id.label("run_id"), flag_history.c.currency, func.count().label("flagged"),
+               func.sum(flag_history.c.monthly_savings).label("waste"))
+        .select_from(run.join(flag_history, and_(
+            flag_history.c.first_flagged_run <= run.c.id,
+            or_(flag_history.c.resolved_run.is_(None), flag_history.c.resolved_run > run.c.id))))
+        .where(run.c.id.in_(run_ids), flag_history.c.currency.is_not(None))
+        .group_by(run.c.id, flag_history.c.currency)
+    )
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=["run_id", "currency", "flagged", "waste"])
+
+
+def realised_savings(connection: Connection, since_run: int = 0) -> pd.DataFrame:
+    query = (select(flag_history, sync_runs.c.as_of.label("released_seen_at"))
+             .join(sync_runs, sync_runs.c.id == flag_history.c.resolved_run)
+             .where(flag_history.c.resolution == "released", flag_history.c.resolved_run > since_run))
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

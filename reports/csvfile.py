@@ -1,0 +1,63 @@
+"""CSV as the contract says: UTF-8, a header, RFC 4180 quoting, exact money, RFC 3339 UTC,
+true/false, empty for unknown, and no spreadsheet formula from customer text."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reconcile.clock import format_timestamp
+from reconcile.money import format_amount
+from reconcile.truedy.records import E164
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """OWASP CSV injection: a cell that a spreadsheet would run as a formula gets a leading quote."""
+    if text.startswith(FORMULA_START) and not E164.match(text):
+        return "'" + text
+    return text
+
+
+def cell(value: Any, currency: str | None = None) -> str:
+    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format_amount(value, currency)
+    if isinstance(value, pd.Timestamp):
+        return format_timestamp(value.to_pydatetime())
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value)
+    if isinstance(value, int):
+        return str(value)
+    return neutralise(str(value))
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]],
+              currency_column: str = "currency") -> int:
+    """Write rows; money columns take the row's currency for their minor digits. Returns the row count."""
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow(columns)
+        for row in rows:
+            currency = row.get(currency_column)
+            currency = currency if isinstance(currency, str) else None
+            writer.writerow([cell(row.get(column), currency) for column in columns])
+            count += 1
+    return count
+
+
+def frame_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    for record in frame.to_dict("records"):
+        yield {key: (None if value is pd.NaT else value) for key, value in record.items()}

@@ -1,0 +1,97 @@
+"""The nightly report: nightly.html (self-contained), flagged.csv and inventory.csv."""
+
+from __future__ import annotations
+
+import errno
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reconcile.analysis.flags import FLAGGED_COLUMNS, INVENTORY_COLUMNS, FlagResult
+from reconcile.analysis.nightly import NightlySummary
+from reconcile.clock import format_timestamp
+from reconcile.errors import ReportError
+from reconcile.money import format_amount
+from reports.charts import line_chart
+from reports.csvfile import frame_rows, write_csv
+from reports.environment import environment
+
+FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
+
+
+@dataclass(frozen=True)
+class NightlyFiles:
+    directory: Path
+    html: Path
+    flagged_csv: Path
+    inventory_csv: Path
+
+
+def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: dict[str, Any], out_dir: Path) -> NightlyFiles:
+    """Write the three files into `out_dir` (made if missing), each atomically (temp file, then rename)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = NightlyFiles(out_dir, out_dir / "nightly.html", out_dir / "flagged.csv", out_dir / "inventory.csv")
+        flagged_rows = list(frame_rows(result.flagged))
+        _atomic(files.flagged_csv, lambda p: write_csv(p, FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS, flagged_rows))
+        _atomic(files.inventory_csv, lambda p: write_csv(p, INVENTORY_COLUMNS, frame_rows(result.inventory)))
+        html = environment().get_template("nightly.html.j2").render(
+            s=summary, flagged=flagged_rows, charts=_charts(summary.trend), settings=settings_view,
+            money=format_amount, ts=format_timestamp, changes=_change_rows(summary))
+        _atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
+        return files
+    except OSError as exc:
+        hint = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise ReportError(f"cannot write the nightly report to {out_dir}: {hint}; nothing was half-written") from None
+
+
+def _atomic(path: Path, write: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        write(temporary)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _charts(trend: pd.DataFrame) -> list[str]:
+    if trend.empty:
+        return [line_chart("Numbers owned", [], {})]
+    runs = trend.drop_duplicates("run_id").sort_values("run_id")
+    x = [value.to_pydatetime() if hasattr(value, "to_pydatetime") else value for value in runs["as_of"]]
+    owned = trend.groupby("run_id")["numbers"].sum().reindex(runs["run_id"]).tolist()
+    charts = [line_chart("Numbers owned (active and pending)", x, {"numbers": owned})]
+    for currency in sorted(c for c in trend["currency"].unique() if c):
+        part = trend[trend["currency"] == currency].set_index("run_id").reindex(runs["run_id"])
+        cost = [v if isinstance(v, Decimal) else Decimal(0) for v in part["monthly_cost"]]
+        waste = [v if isinstance(v, Decimal) else Decimal(0) for v in part["waste"]]
+        charts.append(line_chart(f"Monthly cost and waste, {currency}", x,
+                                 {f"monthly cost {currency}": cost, f"flagged {currency}": waste}))
+    return charts
+
+
+def _change_rows(summary: NightlySummary) -> dict[str, list[dict[str, Any]]]:
+    limit = 200
+    view: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    c = summary.changes
+    for name, frame in (("bought", c.bought), ("released", c.released), ("reassigned", c.reassigned)):
+        for row in frame.head(limit).to_dict("records"):
+            view[name].append({"number_id": row["number_id"], "phone_number": row["phone_number"],
+                               "label": row.get("label"), "detail": _change_detail(name, row)})
+    for name, frame in (("newly_flagged", c.newly_flagged), ("resolved", c.resolved)):
+        for row in frame.head(limit).to_dict("records"):
+            view[name].append({"number_id": row["number_id"], "phone_number": "", "label": None,
+                               "detail": row["flag"] + (f" → {row['resolution']}" if row.get("resolution") else "")})
+    return view
+
+
+def _change_detail(kind: str, row: dict[str, Any]) -> str:
+    if kind == "reassigned":
+        return f"inbound {row.get('inbound_agent_id') or '-'}, outbound {row.get('outbound_agent_id') or '-'}"
+    if kind == "released":
+        return "released"
+    return f"bought {format_timestamp(row['purchased_at'])}" if row.get("purchased_at") is not None else "bought"
