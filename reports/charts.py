@@ -13,7 +13,8 @@ PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c")
 def line_chart(title: str, x: Sequence[dt.datetime], series: dict[str, Sequence[Decimal | int | float]],
                width: int = 560, height: int = 180) -> str:
     """One SVG with a line per series over shared x values (dates)."""
-    pad_left, pad_right, pad_top, pad_bottom = 56, 12, 26, 28
+    pad_left, pad_right, pad_bottom = 56, 12, 28
+    pad_top = 22 + 13 * len(series)  # room for the title and one legend line per series
     values = [float(v) for points in series.values() for v in points]
     if not x or not values:
         return f'<svg class="chart" width="{width}" height="40" role="img"><text x="4" y="24">{escape(title)}: no history yet</text></svg>'
@@ -42,8 +43,8 @@ def line_chart(title: str, x: Sequence[dt.datetime], series: dict[str, Sequence[
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
         if n == 1:
             parts.append(f'<circle cx="{px(0):.1f}" cy="{py(float(points[0])):.1f}" r="3" fill="{colour}"/>')
-        parts.append(f'<text x="{width - pad_right}" y="{16 + 13 * index}" text-anchor="end" fill="{colour}" '
-                     f'class="legend">{escape(name)}</text>')
+        parts.append(f'<text x="{width - pad_right}" y="{30 + 13 * index}" text-anchor="end" fill="{colour}" '
+                     f'class="legend">■ {escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -28,7 +28,7 @@ def neutralise(text: str) -> str:
 
 
 def cell(value: Any, currency: str | None = None) -> str:
-    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if _blank(value):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -59,5 +59,10 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, An
 
 
 def frame_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    """Records with every kind of pandas blank (NaN, NaT, NA) as None."""
     for record in frame.to_dict("records"):
-        yield {key: (None if value is pd.NaT else value) for key, value in record.items()}
+        yield {key: (None if _blank(value) else value) for key, value in record.items()}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and math.isnan(value))

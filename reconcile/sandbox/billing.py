@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reconcile.sandbox.model import CALL_RATE_UNITS, CURRENCIES, SandboxNumber, to_epoch
+from reconcile.sandbox.model import CALL_RATE_UNITS, CURRENCIES, SandboxNumber, money_text, to_epoch
 
 if TYPE_CHECKING:
     from reconcile.sandbox.account import Account
@@ -113,8 +113,8 @@ def _fee_line(number: SandboxNumber, kind: str, amount: Decimal, start: dt.date,
         "phone_number": number.phone_number,
         "description": ("Monthly fee " if kind == "number_monthly_fee" else "Purchase fee ") + number.phone_number,
         "quantity": "1",
-        "unit_amount": f"{amount:.2f}",
-        "amount": f"{amount:.2f}",
+        "unit_amount": money_text(amount),
+        "amount": money_text(amount),
         "currency": number.currency,
         "service_period_start": start.isoformat(),
         "service_period_end": end.isoformat(),

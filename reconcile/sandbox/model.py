@@ -94,9 +94,9 @@ class SandboxNumber:
         if self._json is None:
             cost = None
             if self.is_truedy_managed:
-                cost = {
-                    "upfront_cost": f"{self.upfront_cost:.2f}",
-                    "monthly_cost": f"{self.monthly_cost:.2f}",
+                cost = {  # exact decimal strings, as many places as the price has
+                    "upfront_cost": money_text(self.upfront_cost),
+                    "monthly_cost": money_text(self.monthly_cost),
                     "currency": self.currency,
                 }
             self._json = {
@@ -118,6 +118,12 @@ class SandboxNumber:
                 ],
             }
         return self._json
+
+
+def money_text(amount: Decimal | None) -> str:
+    """At least two decimal places, more when the amount has them ("1.0075" stays)."""
+    assert amount is not None
+    return f"{amount:.2f}" if amount == amount.quantize(Decimal("0.01")) else f"{amount.normalize():f}"
 
 
 class CallTable:

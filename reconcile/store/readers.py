@@ -140,13 +140,15 @@ def inventory_totals_by_run(connection: Connection, run_ids: list[int]) -> pd.Da
         return pd.DataFrame(columns=["run_id", "as_of", "currency", "numbers", "monthly_cost"])
     run = sync_runs.alias("r")
     query = (
-        select(run.c.id.label("run_id"), run.c.as_of, func.coalesce(number_versions.c.currency, "").label("currency"),
+        select(run.c.id.label("run_id"), run.c.as_of, number_versions.c.currency,
                func.count().label("numbers"), func.sum(number_versions.c.monthly_cost).label("monthly_cost"))
         .select_from(run.join(number_versions, and_(
             number_versions.c.valid_from_run <= run.c.id,
             or_(number_versions.c.valid_to_run.is_(None), number_versions.c.valid_to_run > run.c.id))))
         .where(run.c.id.in_(run_ids), number_versions.c.status.in_(("active", "pending")))
-        .group_by(run.c.id, run.c.as_of, func.coalesce(number_versions.c.currency, ""))
+        .group_by(run.c.id, run.c.as_of, number_versions.c.currency)
         .order_by(run.c.id)
     )
-    return _frame(connection, query)
+    frame = _frame(connection, query)
+    frame["currency"] = frame["currency"].fillna("")
+    return frame
