@@ -85,6 +85,25 @@ def sync(params: dict[str, Any]) -> dict[str, Any]:
             "db_mb": database_size_mb(params["database_url"])}
 
 
+@scenario
+def report_nightly(params: dict[str, Any]) -> dict[str, Any]:
+    """The nightly report for the newest run in `database_url`."""
+    from pathlib import Path
+
+    from jobs.nightly import report_nightly as render
+    from reconcile.config import load_settings
+    from reconcile.store.database import open_engine
+
+    engine = open_engine(params["database_url"])
+    started = time.perf_counter()
+    summary, _, files = render(load_settings(environ={}), engine, out_dir=Path(params["out"]))
+    wall = time.perf_counter() - started
+    engine.dispose()
+    sizes = {p.name: round(p.stat().st_size / 2**20, 2) for p in (files.html, files.flagged_csv, files.inventory_csv)}
+    return {"wall_s": round(wall, 2), "numbers": summary.owned, "flagged": summary.flagged,
+            "peak_rss_mb": peak_rss_mb(), "output_mb": sizes}
+
+
 if __name__ == "__main__":
     name, raw = sys.argv[1], sys.argv[2]
     print(json.dumps(SCENARIOS[name](json.loads(raw))))

@@ -58,6 +58,32 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, An
     return count
 
 
+def write_frame_csv(path: Path, frame: pd.DataFrame, columns: Sequence[str], currency_column: str = "currency") -> int:
+    """`write_csv` for a DataFrame, formatted column by column (fast for 100,000 rows)."""
+    currencies = ([c if isinstance(c, str) else None for c in frame[currency_column].tolist()]
+                  if currency_column in frame else None)
+    formatted = [_format_column(frame[name], currencies) if name in frame else [""] * len(frame) for name in columns]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*formatted, strict=True))
+    return len(frame)
+
+
+def _format_column(column: pd.Series, currencies: list[str | None] | None) -> list[str]:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        text = column.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return text.where(column.notna(), "").tolist()
+    if pd.api.types.is_bool_dtype(column):
+        return ["true" if value else "false" for value in column]
+    if pd.api.types.is_integer_dtype(column):
+        return column.astype(str).tolist()
+    values = column.tolist()  # plain Python objects: iterating a pandas array value by value is slow
+    if currencies is None:
+        return [cell(value) for value in values]
+    return [cell(value, currency) for value, currency in zip(values, currencies, strict=True)]
+
+
 def frame_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
     """Records with every kind of pandas blank (NaN, NaT, NA) as None."""
     for record in frame.to_dict("records"):

@@ -17,7 +17,7 @@ from reconcile.clock import format_timestamp
 from reconcile.errors import ReportError
 from reconcile.money import format_amount
 from reports.charts import line_chart
-from reports.csvfile import frame_rows, write_csv
+from reports.csvfile import frame_rows, write_frame_csv
 from reports.environment import environment
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
@@ -36,9 +36,10 @@ def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: d
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         files = NightlyFiles(out_dir, out_dir / "nightly.html", out_dir / "flagged.csv", out_dir / "inventory.csv")
-        flagged_rows = list(frame_rows(result.flagged))
-        _atomic(files.flagged_csv, lambda p: write_csv(p, FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS, flagged_rows))
-        _atomic(files.inventory_csv, lambda p: write_csv(p, INVENTORY_COLUMNS, frame_rows(result.inventory)))
+        flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
+        flagged_rows = list(frame_rows(result.flagged[flagged_columns]))
+        _atomic(files.flagged_csv, lambda p: write_frame_csv(p, result.flagged, flagged_columns))
+        _atomic(files.inventory_csv, lambda p: write_frame_csv(p, result.inventory, INVENTORY_COLUMNS))
         html = environment().get_template("nightly.html.j2").render(
             s=summary, flagged=flagged_rows, charts=_charts(summary.trend), settings=settings_view,
             money=format_amount, ts=format_timestamp, changes=_change_rows(summary))

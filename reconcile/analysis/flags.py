@@ -117,7 +117,9 @@ def evaluate_flags(
     # money columns: imported numbers show their carrier currency beside the estimate
     frame["currency"] = frame["currency"].where(frame["is_truedy_managed"], frame["savings_currency"])
     flagged = frame[frame["flag"] != ""].copy()
-    flagged["reason"] = [RULES[row["flag"]].explain(row, params) for _, row in flagged.iterrows()]
+    flagged["reason"] = [RULES[row["flag"]].explain(row, params)
+                         for row in flagged[["flag", "purchased_at", "age_days", "agents_text", "idle_days",
+                                             "last_call_at"]].to_dict("records")]
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
     first = first_flagged or {}
     flagged["first_flagged_at"] = flagged["number_id"].map(lambda number_id: first.get(number_id, as_of))

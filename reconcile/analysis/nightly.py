@@ -98,18 +98,26 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
 
 
 def breakdown(frame: pd.DataFrame, key: str, label: str) -> pd.DataFrame:
-    """Numbers, flagged numbers, monthly cost and savings per value of `key`, money per currency."""
-    rows = []
-    for value, group in frame.groupby(key, dropna=False, sort=True):
-        flagged = group[group["flag"] != ""]
-        rows.append({
-            label: value if isinstance(value, str) else "(none)",
-            "numbers": len(group),
-            "flagged": len(flagged),
-            "monthly_cost": totals_by_currency(group["monthly_cost"], group["currency"]),
-            "savings": totals_by_currency(flagged["monthly_savings"], flagged["currency"]),
-        })
-    return pd.DataFrame(rows)
+    """Numbers, flagged numbers, monthly cost and savings per value of `key`, money per currency (one pass)."""
+    keys = [k if isinstance(k, str) else "(none)" for k in frame[key]]
+    numbers: dict[str, int] = defaultdict(int)
+    flagged: dict[str, int] = defaultdict(int)
+    cost: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"amounts": [], "currencies": []})
+    saving: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"amounts": [], "currencies": []})
+    for k, flag, amount, currency, save in zip(keys, frame["flag"], frame["monthly_cost"], frame["currency"],
+                                               frame["monthly_savings"], strict=True):
+        numbers[k] += 1
+        cost[k]["amounts"].append(amount)
+        cost[k]["currencies"].append(currency)
+        if flag:
+            flagged[k] += 1
+            saving[k]["amounts"].append(save)
+            saving[k]["currencies"].append(currency)
+    rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k],
+             "monthly_cost": totals_by_currency(cost[k]["amounts"], cost[k]["currencies"]),
+             "savings": totals_by_currency(saving[k]["amounts"], saving[k]["currencies"]) if k in saving else []}
+            for k in sorted(numbers)]
+    return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
 
 
 def summarise(

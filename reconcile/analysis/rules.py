@@ -25,7 +25,7 @@ class Rule:
     name: str
     recommended_action: str
     evaluate: Callable[[pd.DataFrame, FlagParams], pd.Series]
-    explain: Callable[[pd.Series, FlagParams], str]
+    explain: Callable[[dict, FlagParams], str]
 
 
 RULES: dict[str, Rule] = {}

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, case, func, or_, select
+from sqlalchemy import Connection, Table, and_, case, func, or_, select, type_coerce
 
+from reconcile.money import from_nanos
 from reconcile.store.schema import agent_versions, calls, data_issues, number_versions, sync_runs
+from reconcile.store.types import Money, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,34 @@ def _open_at(table: Table, run_id: int) -> Any:
 
 def _frame(connection: Connection, query: Any) -> pd.DataFrame:
     result = connection.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    columns = list(result.keys())
+    return pd.DataFrame([tuple(row) for row in result], columns=columns)
+
+
+def _table_frame(connection: Connection, table: Table, where: Any, order_by: Any) -> pd.DataFrame:
+    """A whole table's rows as a frame, decoded per column (vectorised), not per value.
+
+    Money and UTC columns are read raw and converted once per column: for 100,000
+    versions this is several times faster than SQLAlchemy's per-value decoding.
+    """
+    columns = [type_coerce(c, c.type.impl).label(c.name) if isinstance(c.type, Money | UTCDateTime) else c
+               for c in table.columns]
+    frame = _frame(connection, select(*columns).where(where).order_by(order_by))
+    for c in table.columns:
+        if isinstance(c.type, UTCDateTime):
+            frame[c.name] = pd.to_datetime(frame[c.name], utc=True, format="ISO8601")
+        elif isinstance(c.type, Money):
+            frame[c.name] = pd.Series([None if v is None or v != v else from_nanos(int(v)) for v in frame[c.name]],
+                                      index=frame.index, dtype=object)
+    return frame
 
 
 def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Every number version open at `run_id` (optionally only some statuses), one row per number."""
-    query = select(number_versions).where(_open_at(number_versions, run_id))
+    where = _open_at(number_versions, run_id)
     if statuses:
-        query = query.where(number_versions.c.status.in_(statuses))
-    return _frame(connection, query.order_by(number_versions.c.number_id))
+        where = and_(where, number_versions.c.status.in_(statuses))
+    return _table_frame(connection, number_versions, where, number_versions.c.number_id)
 
 
 def agents_as_of(connection: Connection, run_id: int) -> pd.DataFrame:
