@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 
 import numpy as np
-
 import pytest
 
 from reconcile.sandbox.billing import billing_for
