@@ -78,8 +78,10 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
         events = flag_store.streak_events(connection, run.id)
         trend = _trend(connection, [r.id for r in complete[:TREND_RUNS]])
         issues = readers.issues_for_run(connection, run.id)
+        realised = flag_store.realised_savings(connection, until_run=run.id)
     changes = changes_between(previous_inventory, inventory, events, run.id)
-    summary = summarise(result, run.id, previous_run.as_of if previous_run else None, changes, agents, issues, trend)
+    summary = summarise(result, run.id, previous_run.as_of if previous_run else None, changes, agents, issues, trend,
+                        realised)
     return summary, result
 
 

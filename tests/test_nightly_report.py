@@ -162,6 +162,8 @@ def test_flag_history_keeps_first_flagged_and_records_how_flags_end(make_sandbox
                                .where(flag_history.c.resolution.is_not(None))).all())
     assert ended == {"num_D_orphaned": "released", "num_A_unassigned_7d": "assigned"}
     assert summary.changes.counts()["resolved"] == 2 and summary.changes.counts()["released"] == 1
+    assert [(t.currency, t.amount, t.count) for t in summary.realised] == [("USD", Decimal("1.15"), 1)]
+    assert 'data-total="realised" data-currency="USD" data-count="1">1.15 USD' in files.html.read_text()
 
 
 def test_report_on_an_empty_store_says_to_sync_first(store, tmp_path):

@@ -68,7 +68,7 @@ class NightlySummary:
     by_agent: pd.DataFrame
     by_country: pd.DataFrame
     trend: pd.DataFrame
-    extra: dict[str, Any] = field(default_factory=dict)
+    realised: list[CurrencyTotal] = field(default_factory=list)
 
 
 def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events: pd.DataFrame,
@@ -122,7 +122,7 @@ def breakdown(frame: pd.DataFrame, key: str, label: str) -> pd.DataFrame:
 
 def summarise(
     result: FlagResult, run_id: int, previous_as_of: dt.datetime | None, changes: Changes, agents: pd.DataFrame,
-    data_issues: pd.DataFrame, trend: pd.DataFrame,
+    data_issues: pd.DataFrame, trend: pd.DataFrame, realised: pd.DataFrame | None = None,
 ) -> NightlySummary:
     inventory = result.inventory
     flagged = result.flagged
@@ -154,4 +154,5 @@ def summarise(
         by_agent=breakdown(with_agent, "agent", "agent"),
         by_country=breakdown(inventory, "country_code", "country"),
         trend=trend,
+        realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if realised is not None else [],
     )

@@ -76,9 +76,12 @@ def waste_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame(result.fetchall(), columns=["run_id", "currency", "flagged", "waste"])
 
 
-def realised_savings(connection: Connection, since_run: int = 0) -> pd.DataFrame:
+def realised_savings(connection: Connection, since_run: int = 0, until_run: int | None = None) -> pd.DataFrame:
+    """Flag streaks that ended because the number was released: savings actually made, per month."""
     query = (select(flag_history, sync_runs.c.as_of.label("released_seen_at"))
              .join(sync_runs, sync_runs.c.id == flag_history.c.resolved_run)
              .where(flag_history.c.resolution == "released", flag_history.c.resolved_run > since_run))
+    if until_run is not None:
+        query = query.where(flag_history.c.resolved_run <= until_run)
     result = connection.execute(query)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
