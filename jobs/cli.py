@@ -152,6 +152,40 @@ def run_nightly_command(ctx: Context, as_of: str | None) -> None:
     click.echo(outcome.line())
 
 
+@cli.group()
+def notify() -> None:
+    """Messages to people."""
+
+
+@notify.command("cleanup")
+@click.option("--dry-run", is_flag=True, help="Print who would get what; send and record nothing.")
+@click.pass_obj
+@fail_cleanly
+def notify_cleanup(ctx: Context, dry_run: bool) -> None:
+    """One cleanup digest per recipient for the newest complete run (never twice)."""
+    _cleanup(ctx.settings, dry_run)
+
+
+@run.command("cleanup")
+@click.pass_obj
+@fail_cleanly
+def run_cleanup_command(ctx: Context) -> None:
+    """The cleanup job, as the scheduler runs it."""
+    _cleanup(ctx.settings, dry_run=False)
+
+
+def _cleanup(settings: Settings, dry_run: bool) -> None:
+    from jobs.cleanup import run_cleanup
+    from reconcile.errors import DeliveryError
+
+    outcome = run_cleanup(settings, dry_run=dry_run)
+    for line in outcome.lines():
+        click.echo(line)
+    if outcome.failed:
+        raise DeliveryError(f"{len(outcome.failed)} digest(s) failed ({', '.join(sorted(outcome.failed))}); "
+                            "the others were sent: rerun `reconcile notify cleanup` to send only the missing ones")
+
+
 @cli.command()
 @click.option("--nights", default=7, show_default=True, type=click.IntRange(1, 60))
 @click.option("--numbers", default=500, show_default=True, type=click.IntRange(10, 200_000))

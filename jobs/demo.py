@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from jobs.cleanup import CleanupOutcome, run_cleanup
 from jobs.nightly import NightlyOutcome, run_nightly
 from reconcile.config import PROJECT_ROOT, SANDBOX_API_KEY, Settings, TruedySettings, load_settings
 from reconcile.progress import NullProgress
@@ -33,6 +34,7 @@ class DemoResult:
     nights: list[NightlyOutcome]
     truth_agrees: bool
     truth_detail: str
+    cleanup: CleanupOutcome
 
 
 def demo_settings(root: Path, base_url: str) -> Settings:
@@ -69,13 +71,17 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
             outcomes.append(outcome)
             say(f"night {night + 1}/{nights}: {outcome.sync.line() if outcome.sync else ''}")
         agrees, detail = _check_truth(account, settings, outcomes[-1])
+        cleanup = run_cleanup(settings, engine=engine, clock=lambda: account.now)
         engine.dispose()
     last = outcomes[-1]
     say(last.line())
     for path in (last.files.html, last.files.flagged_csv, last.files.inventory_csv):
         say(f"  {path}")
     say(f"ground truth: {detail}")
-    return DemoResult(root, outcomes, agrees, detail)
+    say(f"cleanup digests: {len(cleanup.sent)} written to {settings.mail.outbox_dir}")
+    for line in cleanup.lines()[:-1]:
+        say(f"  {line}")
+    return DemoResult(root, outcomes, agrees, detail, cleanup)
 
 
 def _protect_a_few(account) -> None:  # noqa: ANN001 - a sandbox Account

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from reconcile.addresses import is_email
 from reconcile.errors import ConfigError
 from reconcile.money import parse_amount, parse_currency
 
@@ -99,6 +100,9 @@ class MailSettings:
     smtp_username: str
     smtp_password: Secret
     from_address: str
+    smtp_timeout_s: float = 30.0
+    smtp_max_attempts: int = 4
+    smtp_ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ class NotifySettings:
     default_recipients: tuple[str, ...]
     finance_recipients: tuple[str, ...]
     ops_recipients: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    digest_max_rows: int = 50
 
 
 @dataclass(frozen=True)
@@ -256,15 +263,22 @@ class _Reader:
         return value
 
 
-_EMAIL = re.compile(r"^[^@\s<>,;\"\r\n]+@[^@\s<>,;\"\r\n]+\.[^@\s<>,;\"\r\n]+$")
-
-
 def _addresses(reader: _Reader, key: str) -> tuple[str, ...]:
     values = tuple(reader.get(key))
     for address in values:
-        if not _EMAIL.match(address):
+        if not is_email(address):
             raise reader.fail(key, f"holds {address!r}, which is not an e-mail address")
     return values
+
+
+def _from_address(reader: _Reader) -> str:
+    """`Name <addr@host>` or `addr@host`; nothing that could break a header."""
+    value = reader.get("mail.from_address")
+    match = re.fullmatch(r"(?:([^<>\r\n\"]*)<([^<>\s]+)>|([^<>\s]+))", value.strip())
+    address = match and (match[2] or match[3])
+    if not address or not (is_email(address) or re.fullmatch(r"[\w.+-]+@localhost", address)):
+        raise reader.fail("mail.from_address", f"is not an e-mail address: {value!r}")
+    return value.strip()
 
 
 def _build(merged: dict[str, Any], env: dict[str, str], origin: dict[str, str], sources: tuple[str, ...]) -> Settings:
@@ -339,13 +353,19 @@ def _build(merged: dict[str, Any], env: dict[str, str], origin: dict[str, str], 
         smtp_security=r.choice("mail.smtp_security", ("none", "starttls", "tls")),
         smtp_username=r.get("mail.smtp_username"),
         smtp_password=Secret(env.get("RECONCILE_SMTP_PASSWORD", "")),
-        from_address=r.get("mail.from_address"),
+        from_address=_from_address(r),
+        smtp_timeout_s=float(r.positive("mail.smtp_timeout_s")),
+        smtp_max_attempts=int(r.positive("mail.smtp_max_attempts", 0, 20)),
+        smtp_ca_file=r.get("mail.smtp_ca_file"),
     )
     notify = NotifySettings(
         owner_metadata_key=r.get("notify.owner_metadata_key"),
         default_recipients=_addresses(r, "notify.default_recipients"),
         finance_recipients=_addresses(r, "notify.finance_recipients"),
         ops_recipients=_addresses(r, "notify.ops_recipients"),
+        cc=_addresses(r, "notify.cc"),
+        bcc=_addresses(r, "notify.bcc"),
+        digest_max_rows=int(r.positive("notify.digest_max_rows", 0, 10_000)),
     )
     timezone = r.get("schedule.timezone")
     try:

@@ -5,7 +5,8 @@
      ├── UpstreamError        3  the Truedy API is unusable
      │    ├── AuthError           the key was refused (401/403)
      │    ├── RetriesExhausted    transient faults outlasted the retry policy or deadline
-     │    └── ContractError       an answer broke the API contract beyond one record
+     │    ├── ContractError       an answer broke the API contract beyond one record
+     │    └── DeliveryError       the mail server refused or failed some messages
      ├── StoreError           4  the database is unreachable, behind, or refused a write
      ├── LockedError          5  another run holds the lock for this database
      └── ReportError          1  a report could not be written (disk full, bad path)
@@ -40,6 +41,10 @@ class RetriesExhausted(UpstreamError):
 
 
 class ContractError(UpstreamError):
+    pass
+
+
+class DeliveryError(UpstreamError):
     pass
 
 

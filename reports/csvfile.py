@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -60,14 +61,25 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, An
 
 def write_frame_csv(path: Path, frame: pd.DataFrame, columns: Sequence[str], currency_column: str = "currency") -> int:
     """`write_csv` for a DataFrame, formatted column by column (fast for 100,000 rows)."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        _write_frame(handle, frame, columns, currency_column)
+    return len(frame)
+
+
+def frame_csv_bytes(frame: pd.DataFrame, columns: Sequence[str], currency_column: str = "currency") -> bytes:
+    """The same CSV as `write_frame_csv`, in memory (an e-mail attachment)."""
+    buffer = io.StringIO(newline="")
+    _write_frame(buffer, frame, columns, currency_column)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _write_frame(handle: IO[str], frame: pd.DataFrame, columns: Sequence[str], currency_column: str) -> None:
     currencies = ([c if isinstance(c, str) else None for c in frame[currency_column].tolist()]
                   if currency_column in frame else None)
     formatted = [_format_column(frame[name], currencies) if name in frame else [""] * len(frame) for name in columns]
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*formatted, strict=True))
-    return len(frame)
+    writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*formatted, strict=True))
 
 
 def _format_column(column: pd.Series, currencies: list[str | None] | None) -> list[str]:

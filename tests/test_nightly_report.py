@@ -181,3 +181,5 @@ def test_the_demo_agrees_with_the_sandbox_ground_truth(tmp_path):
     last = result.nights[-1]
     assert last.files.html.exists() and last.summary.previous_as_of is not None
     assert len(last.summary.trend["run_id"].unique()) == 3
+    outbox = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert len(outbox) == len(result.cleanup.sent) > 1 and not result.cleanup.failed

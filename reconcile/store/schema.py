@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from reconcile.store.types import Money, UTCDateTime
@@ -134,3 +135,16 @@ flag_history = Table(
 )
 Index("ix_flag_history_number", flag_history.c.number_id, flag_history.c.first_flagged_run)
 Index("ix_flag_history_open", flag_history.c.resolved_run)
+
+sent_digests = Table(
+    "sent_digests", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("kind", String(32), nullable=False),    # cleanup (alerts will share the log)
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("numbers", Integer, nullable=False),
+    Column("number_ids", Text, nullable=False),     # JSON list: what the recipient was told
+    UniqueConstraint("run_id", "recipient", "kind", name="uq_sent_digests_run_recipient"),
+)

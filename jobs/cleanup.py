@@ -1,0 +1,103 @@
+"""The cleanup job: one digest per recipient for the newest complete run, sent exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from jobs.nightly import build_nightly
+from jobs.runtime import exclusive_run, open_store
+from reconcile.analysis.digests import Digest, build_digests, route
+from reconcile.clock import Clock, system_clock
+from reconcile.config import Settings
+from reconcile.errors import DeliveryError
+from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
+from reconcile.money import format_amount
+from reconcile.store import digests as sent_log
+from reconcile.store import readers
+from reports.digest import render_digest
+
+log = logging.getLogger("reconcile.cleanup")
+
+
+@dataclass
+class CleanupOutcome:
+    run_id: int
+    digests: list[Digest]
+    dry_run: bool
+    sent: dict[str, str] = field(default_factory=dict)      # recipient -> where it went
+    skipped: list[str] = field(default_factory=list)        # already sent for this run
+    failed: dict[str, str] = field(default_factory=dict)    # recipient -> why
+    bad_owner_values: int = 0
+
+    def lines(self) -> list[str]:
+        out = []
+        for digest in self.digests:
+            money = ", ".join(f"{format_amount(t.amount, t.currency)} {t.currency}" for t in digest.totals) or "-"
+            if self.dry_run:
+                state = "would send"
+            elif digest.recipient in self.sent:
+                state = "sent"
+            elif digest.recipient in self.skipped:
+                state = "already sent for this run"
+            else:
+                state = f"FAILED: {self.failed.get(digest.recipient, '?')}"
+            out.append(f"{digest.recipient} ({'+'.join(digest.roles)}): {digest.count} numbers, "
+                       f"{len(digest.new_ids)} new, {money} a month: {state}")
+        if self.bad_owner_values:
+            out.append(f"{self.bad_owner_values} owner value(s) in agent metadata are not e-mail addresses; "
+                       "their numbers went to the default recipients")
+        verb = "would send" if self.dry_run else "sent"
+        out.append(f"cleanup for sync run {self.run_id}: {verb} {len(self.sent) if not self.dry_run else len(self.digests)}"
+                   f" digest(s), {len(self.skipped)} already sent, {len(self.failed)} failed")
+        return out
+
+
+def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Transport | None = None,
+                dry_run: bool = False, clock: Clock = system_clock) -> CleanupOutcome:
+    engine = engine or open_store(settings)
+    with exclusive_run(engine):
+        summary, result = build_nightly(settings, engine, record_history=not dry_run)
+        run_id = summary.run_id
+        with engine.connect() as connection:
+            agents = readers.agents_as_of(connection, run_id)
+            previous = sent_log.previous_numbers(connection, run_id)
+            done = sent_log.already_sent(connection, run_id)
+        notify = settings.notify
+        routing = route(result.flagged, agents, notify.owner_metadata_key, notify.default_recipients,
+                        notify.finance_recipients)
+        digests = build_digests(result.flagged, routing, previous)
+        outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values)
+        if dry_run:
+            return outcome
+        transport = transport or transport_for(settings.mail)
+        for digest in digests:
+            if digest.recipient in done:
+                outcome.skipped.append(digest.recipient)
+                continue
+            try:
+                outcome.sent[digest.recipient] = _send(settings, transport, digest, run_id, summary.as_of)
+            except (DeliveryError, ValueError) as exc:
+                outcome.failed[digest.recipient] = str(exc)
+                log.error("digest for %s failed: %s", digest.recipient, exc)
+                continue
+            with engine.begin() as connection:
+                sent_log.record_sent(connection, run_id, digest.recipient, clock(), _message_id(run_id, digest),
+                                     list(digest.rows["number_id"]))
+        return outcome
+
+
+def _message_id(run_id: int, digest: Digest) -> str:
+    return message_id_for("cleanup", str(run_id), digest.recipient)
+
+
+def _send(settings: Settings, transport: Transport, digest: Digest, run_id: int, as_of: dt.datetime) -> str:
+    content = render_digest(digest, as_of, settings.notify.digest_max_rows)
+    message = build_message(
+        sender=settings.mail.from_address, to=[digest.recipient], cc=settings.notify.cc, subject=content.subject,
+        text=content.text, html=content.html, attachments=[Attachment(content.filename, content.csv)],
+        message_id=_message_id(run_id, digest), date=as_of)
+    return transport.send(message, [digest.recipient, *settings.notify.cc, *settings.notify.bcc])

@@ -1,0 +1,99 @@
+"""Who gets which flagged numbers, and what each digest holds. Pure.
+
+Routing: a number goes to the owners of its agents (the agent metadata key from
+config, e.g. `owner`), when that value is a plain e-mail address; a number with no
+such owner goes to every default recipient; finance recipients get every flagged
+number. A recipient in several roles gets one digest with the union.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+
+from reconcile.addresses import is_email
+from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
+
+
+@dataclass
+class Routing:
+    numbers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # recipient -> number ids
+    roles: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))    # recipient -> roles
+    bad_owner_values: int = 0
+
+
+@dataclass
+class Digest:
+    recipient: str
+    roles: tuple[str, ...]
+    rows: pd.DataFrame                 # flagged rows, most expensive first
+    new_ids: frozenset[str]
+    totals: list[CurrencyTotal]
+    unknown_savings: int               # imported numbers without a configured carrier cost
+    first: bool = False                # the recipient never had a digest before
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+
+def route(flagged: pd.DataFrame, agents: pd.DataFrame, owner_key: str, default_recipients: Iterable[str],
+          finance_recipients: Iterable[str]) -> Routing:
+    metadata = dict(zip(agents["agent_id"], agents["metadata"], strict=True)) if len(agents) else {}
+    routing = Routing()
+    defaults = tuple(default_recipients)
+    for number_id, inbound, outbound in zip(flagged["number_id"], flagged["inbound_agent_id"],
+                                            flagged["outbound_agent_id"], strict=True):
+        owners = set()
+        for agent_id in (inbound, outbound):
+            value = metadata.get(agent_id, {}).get(owner_key) if isinstance(agent_id, str) else None
+            if value is None:
+                continue
+            if is_email(value.strip()):
+                owners.add(value.strip().lower())
+            else:
+                routing.bad_owner_values += 1
+        for owner in owners:
+            routing.numbers[owner].add(number_id)
+            routing.roles[owner].add("owner")
+        if not owners:
+            for recipient in defaults:
+                routing.numbers[recipient].add(number_id)
+                routing.roles[recipient].add("default")
+    for recipient in finance_recipients:
+        routing.numbers[recipient].update(flagged["number_id"])
+        routing.roles[recipient].add("finance")
+    return routing
+
+
+def build_digests(flagged: pd.DataFrame, routing: Routing, previous: Mapping[str, set[str]]) -> list[Digest]:
+    """One digest per recipient with something flagged; `previous` holds each one's last digest's ids."""
+    by_id = flagged.set_index("number_id", drop=False)
+    digests = []
+    for recipient in sorted(routing.numbers):
+        ids = routing.numbers[recipient]
+        if not ids:
+            continue
+        rows = by_id.loc[sorted(ids)]
+        savings, numbers = rows["monthly_savings"].tolist(), rows["number_id"].tolist()
+        order = sorted(range(len(rows)), key=lambda i: (-_amount(savings[i]), numbers[i]))
+        rows = rows.iloc[order].reset_index(drop=True)
+        seen = previous.get(recipient)
+        digests.append(Digest(
+            recipient=recipient,
+            roles=tuple(sorted(routing.roles[recipient])),
+            rows=rows,
+            new_ids=frozenset(ids - (seen or set())),
+            totals=totals_by_currency(rows["monthly_savings"], rows["currency"]),
+            unknown_savings=int((rows["savings_basis"] == "unknown").sum()),
+            first=seen is None,
+        ))
+    return digests
+
+
+def _amount(saving: object) -> Decimal:
+    return saving if isinstance(saving, Decimal) else Decimal(-1)
