@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from jobs.nightly import build_nightly
-from jobs.runtime import exclusive_run, open_store
+from jobs.runtime import open_store
 from reconcile.analysis.digests import Digest, build_digests, route
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
@@ -58,36 +58,36 @@ class CleanupOutcome:
 
 def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Transport | None = None,
                 dry_run: bool = False, clock: Clock = system_clock) -> CleanupOutcome:
+    """Send the digests of the newest complete run. The caller holds the run lock."""
     engine = engine or open_store(settings)
-    with exclusive_run(engine):
-        summary, result = build_nightly(settings, engine, record_history=not dry_run)
-        run_id = summary.run_id
-        with engine.connect() as connection:
-            agents = readers.agents_as_of(connection, run_id)
-            previous = sent_log.previous_numbers(connection, run_id)
-            done = sent_log.already_sent(connection, run_id)
-        notify = settings.notify
-        routing = route(result.flagged, agents, notify.owner_metadata_key, notify.default_recipients,
-                        notify.finance_recipients)
-        digests = build_digests(result.flagged, routing, previous)
-        outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values)
-        if dry_run:
-            return outcome
-        transport = transport or transport_for(settings.mail)
-        for digest in digests:
-            if digest.recipient in done:
-                outcome.skipped.append(digest.recipient)
-                continue
-            try:
-                outcome.sent[digest.recipient] = _send(settings, transport, digest, run_id, summary.as_of)
-            except (DeliveryError, ValueError) as exc:
-                outcome.failed[digest.recipient] = str(exc)
-                log.error("digest for %s failed: %s", digest.recipient, exc)
-                continue
-            with engine.begin() as connection:
-                sent_log.record_sent(connection, run_id, digest.recipient, clock(), _message_id(run_id, digest),
-                                     list(digest.rows["number_id"]))
+    summary, result = build_nightly(settings, engine, record_history=not dry_run)
+    run_id = summary.run_id
+    with engine.connect() as connection:
+        agents = readers.agents_as_of(connection, run_id)
+        previous = sent_log.previous_numbers(connection, run_id)
+        done = sent_log.already_sent(connection, run_id)
+    notify = settings.notify
+    routing = route(result.flagged, agents, notify.owner_metadata_key, notify.default_recipients,
+                    notify.finance_recipients)
+    digests = build_digests(result.flagged, routing, previous)
+    outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values)
+    if dry_run:
         return outcome
+    transport = transport or transport_for(settings.mail)
+    for digest in digests:
+        if digest.recipient in done:
+            outcome.skipped.append(digest.recipient)
+            continue
+        try:
+            outcome.sent[digest.recipient] = _send(settings, transport, digest, run_id, summary.as_of)
+        except (DeliveryError, ValueError) as exc:
+            outcome.failed[digest.recipient] = str(exc)
+            log.error("digest for %s failed: %s", digest.recipient, exc)
+            continue
+        with engine.begin() as connection:
+            sent_log.record_sent(connection, run_id, digest.recipient, clock(), _message_id(run_id, digest),
+                                 list(digest.rows["number_id"]))
+    return outcome
 
 
 def _message_id(run_id: int, digest: Digest) -> str:

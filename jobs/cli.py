@@ -127,10 +127,12 @@ def report_nightly_command(ctx: Context, as_of: str | None, out_dir: str | None)
     from pathlib import Path
 
     from jobs.nightly import NightlyOutcome, report_nightly
-    from jobs.runtime import open_store
+    from jobs.runtime import exclusive_run, open_store
 
     at = _clock(as_of)() if as_of else None
-    summary, result, files = report_nightly(ctx.settings, open_store(ctx.settings), at, Path(out_dir) if out_dir else None)
+    engine = open_store(ctx.settings)
+    with exclusive_run(engine):
+        summary, result, files = report_nightly(ctx.settings, engine, at, Path(out_dir) if out_dir else None)
     click.echo(NightlyOutcome(None, summary, result, files).line())
 
 
@@ -139,17 +141,26 @@ def run() -> None:
     """A whole job, as the scheduler runs it."""
 
 
+TRIGGER = click.option("--trigger", type=click.Choice(["cron", "manual"]), default=None,
+                       help="Recorded in the job history (default: manual on a terminal, cron otherwise).")
+
+
+def _run_job(ctx: Context, job: str, trigger: str | None, as_of: str | None = None) -> None:
+    from jobs.runner import execute_job
+
+    trigger = trigger or ("manual" if sys.stdin.isatty() else "cron")
+    result = execute_job(ctx.settings, job, trigger, clock=_clock(as_of))
+    click.echo(result.summary)
+
+
 @run.command("nightly")
 @click.option("--as-of", "as_of", default=None, help="Pretend the run happens at this RFC 3339 time.")
+@TRIGGER
 @click.pass_obj
 @fail_cleanly
-def run_nightly_command(ctx: Context, as_of: str | None) -> None:
-    """Sync, then the nightly report."""
-    from jobs.nightly import run_nightly
-
-    outcome = run_nightly(ctx.settings, clock=_clock(as_of))
-    click.echo(outcome.sync.line() if outcome.sync else "")
-    click.echo(outcome.line())
+def run_nightly_command(ctx: Context, as_of: str | None, trigger: str | None) -> None:
+    """Sync, then the nightly report (recorded in the job history; alerts ops on failure)."""
+    _run_job(ctx, "nightly", trigger, as_of)
 
 
 @cli.group()
@@ -167,23 +178,53 @@ def notify_cleanup(ctx: Context, dry_run: bool) -> None:
 
 
 @run.command("cleanup")
+@TRIGGER
 @click.pass_obj
 @fail_cleanly
-def run_cleanup_command(ctx: Context) -> None:
-    """The cleanup job, as the scheduler runs it."""
-    _cleanup(ctx.settings, dry_run=False)
+def run_cleanup_command(ctx: Context, trigger: str | None) -> None:
+    """The cleanup job, as the scheduler runs it (recorded in the job history)."""
+    _run_job(ctx, "cleanup", trigger)
 
 
 def _cleanup(settings: Settings, dry_run: bool) -> None:
     from jobs.cleanup import run_cleanup
+    from jobs.runtime import exclusive_run, open_store
     from reconcile.errors import DeliveryError
 
-    outcome = run_cleanup(settings, dry_run=dry_run)
+    engine = open_store(settings)
+    with exclusive_run(engine):
+        outcome = run_cleanup(settings, engine=engine, dry_run=dry_run)
     for line in outcome.lines():
         click.echo(line)
     if outcome.failed:
         raise DeliveryError(f"{len(outcome.failed)} digest(s) failed ({', '.join(sorted(outcome.failed))}); "
                             "the others were sent: rerun `reconcile notify cleanup` to send only the missing ones")
+
+
+@cli.command()
+@click.pass_obj
+@fail_cleanly
+def scheduler(ctx: Context) -> None:
+    """The long-running scheduler: runs each job on its cron slot until SIGTERM."""
+    from jobs.runtime import open_store
+    from jobs.scheduler import JobScheduler
+
+    JobScheduler(ctx.settings, open_store(ctx.settings)).run()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@fail_cleanly
+def status(ctx: Context, as_json: bool) -> None:
+    """The last runs of each job, their outcome, and the next scheduled times."""
+    import json
+
+    from jobs.runtime import open_store
+    from jobs.status import collect_status, format_status
+
+    report = collect_status(ctx.settings, open_store(ctx.settings))
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
 @cli.command()
@@ -264,6 +305,12 @@ def sandbox_serve(host: str, port: int, seed: int, numbers: int, calls: int | No
 
 
 def main() -> None:
+    import signal
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")  # unwinds: the open transaction rolls back
+
+    signal.signal(signal.SIGTERM, terminate)
     cli(prog_name="reconcile")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from jobs.runtime import exclusive_run, make_client, open_store, sync_options
+from jobs.runtime import make_client, open_store, sync_options
 from reconcile.analysis.flags import FlagResult, evaluate_flags
 from reconcile.analysis.history import plan_streaks
 from reconcile.analysis.nightly import NightlySummary, changes_between, summarise
@@ -108,9 +108,9 @@ def report_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None
 
 def run_nightly(settings: Settings, clock: Clock, progress: Progress | None = None,
                 engine: Engine | None = None, out_dir: Path | None = None) -> NightlyOutcome:
-    """The whole nightly job under the one-run lock: sync, then the report as of the sync."""
+    """The whole nightly job: sync, then the report as of the sync. The caller holds the run lock."""
     engine = engine or open_store(settings)
-    with exclusive_run(engine), make_client(settings) as client:
+    with make_client(settings) as client:
         sync = run_sync(client, engine, clock=clock, options=sync_options(settings), progress=progress or progress_for())
         log.info(sync.line())
         summary, result, files = report_nightly(settings, engine, None, out_dir)

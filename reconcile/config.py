@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
+
 from reconcile.addresses import is_email
 from reconcile.errors import ConfigError
 from reconcile.money import parse_amount, parse_currency
@@ -122,6 +124,8 @@ class ScheduleSettings:
     nightly: str
     cleanup: str
     monthly: str
+    misfire_grace_hours: int = 20
+    stop_grace_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -373,10 +377,18 @@ def _build(merged: dict[str, Any], env: dict[str, str], origin: dict[str, str], 
     except (ZoneInfoNotFoundError, ValueError):
         raise r.fail("schedule.timezone", f"is not an IANA time zone: {timezone!r}") from None
     for job in ("nightly", "cleanup", "monthly"):
-        if len(r.get(f"schedule.{job}").split()) != 5:
-            raise r.fail(f"schedule.{job}", "must be a cron expression of 5 fields (minute hour day month weekday)")
+        expression = r.get(f"schedule.{job}")
+        try:
+            if len(expression.split()) != 5:
+                raise ValueError("not 5 fields")
+            CronTrigger.from_crontab(expression, timezone=ZoneInfo(timezone))
+        except ValueError as exc:
+            raise r.fail(f"schedule.{job}", f"must be a cron expression of 5 fields (minute hour day month "
+                                            f"weekday), got {expression!r} ({exc})") from None
     schedule = ScheduleSettings(
-        timezone=timezone, nightly=r.get("schedule.nightly"), cleanup=r.get("schedule.cleanup"), monthly=r.get("schedule.monthly")
+        timezone=timezone, nightly=r.get("schedule.nightly"), cleanup=r.get("schedule.cleanup"),
+        monthly=r.get("schedule.monthly"), misfire_grace_hours=int(r.positive("schedule.misfire_grace_hours")),
+        stop_grace_s=float(r.positive("schedule.stop_grace_s")),
     )
     return Settings(
         truedy=truedy,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from reconcile.store.types import Money, UTCDateTime
@@ -148,3 +149,19 @@ sent_digests = Table(
     Column("number_ids", Text, nullable=False),     # JSON list: what the recipient was told
     UniqueConstraint("run_id", "recipient", "kind", name="uq_sent_digests_run_recipient"),
 )
+
+job_runs = Table(
+    "job_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),          # nightly | cleanup | monthly
+    Column("trigger", String(16), nullable=False),      # cron | scheduler | manual
+    Column("slot", String(32)),                         # the wall-clock slot it ran for, e.g. 2026-10-25T02:30
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    # running -> succeeded | failed | skipped (lock held elsewhere) | abandoned (killed)
+    Column("status", String(16), nullable=False),
+    Column("exit_code", Integer),
+    Column("summary", Text),
+    Column("alerted", Boolean, nullable=False, server_default=false()),
+)
+Index("ix_job_runs_job_slot", job_runs.c.job, job_runs.c.slot)

@@ -1,0 +1,131 @@
+"""Every job run, however it was started (cron, manual, scheduler), goes through here.
+
+The runner holds the one-run lock for the whole job, records the run in the job
+history, skips a scheduler slot that already ran, and on failure sends one alert to
+the ops recipients (never a second for the same job and slot).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from jobs.cleanup import run_cleanup
+from jobs.logs import redact
+from jobs.nightly import run_nightly
+from jobs.runtime import open_store
+from reconcile.clock import Clock, system_clock
+from reconcile.config import Settings
+from reconcile.errors import DeliveryError, LockedError, ReconcileError
+from reconcile.mail import Transport, build_message, message_id_for, transport_for
+from reconcile.schedule import latest_slot, slot_key
+from reconcile.store import jobs as history
+from reconcile.store.lock import RunLock
+from reports.alert import render_alert
+
+log = logging.getLogger("reconcile.jobs")
+
+JobFunction = Callable[[Settings, Engine, Clock], str]
+
+
+def nightly_job(settings: Settings, engine: Engine, clock: Clock) -> str:
+    outcome = run_nightly(settings, clock=clock, engine=engine)
+    return f"{outcome.sync.line() if outcome.sync else ''}; {outcome.line()}"
+
+
+def cleanup_job(settings: Settings, engine: Engine, clock: Clock) -> str:
+    outcome = run_cleanup(settings, engine=engine, clock=clock)
+    if outcome.failed:
+        raise DeliveryError(f"{len(outcome.failed)} of {len(outcome.digests)} digest(s) failed "
+                            f"({', '.join(sorted(outcome.failed))}); rerun to send only those")
+    return outcome.lines()[-1]
+
+
+JOBS: dict[str, JobFunction] = {"nightly": nightly_job, "cleanup": cleanup_job}
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: str
+    status: str          # succeeded | failed | skipped
+    exit_code: int
+    summary: str
+    slot: str | None
+
+
+def schedule_of(settings: Settings, job: str) -> str:
+    return getattr(settings.schedule, job)
+
+
+def current_slot(settings: Settings, job: str, now: dt.datetime) -> str | None:
+    slot = latest_slot(schedule_of(settings, job), settings.schedule.timezone, now)
+    return slot_key(slot) if slot else None
+
+
+def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = system_clock, slot: str | None = None,
+                engine: Engine | None = None, transport: Transport | None = None,
+                jobs: dict[str, JobFunction] | None = None) -> JobResult:
+    """Run `job` once under the lock; raises what the job raised (after recording it)."""
+    jobs = jobs or JOBS
+    engine = engine or open_store(settings)
+    now = clock()
+    slot = slot or current_slot(settings, job, now)
+    lock = RunLock(engine)
+    try:
+        lock.acquire()
+    except LockedError as exc:
+        history.record_skipped(engine, job, trigger, slot, str(exc), now)
+        if trigger == "scheduler":
+            log.warning("%s: skipped, %s", job, exc)
+            return JobResult(job, "skipped", 5, str(exc), slot)
+        raise
+    try:
+        abandoned = history.abandon_running(engine, now)
+        if abandoned:
+            log.warning("marked %d earlier job run(s) abandoned: they ended before finishing", abandoned)
+        if trigger == "scheduler" and slot and history.ran_for_slot(engine, job, slot):
+            return JobResult(job, "skipped", 0, f"already ran for slot {slot}", slot)
+        run_id = history.start(engine, job, trigger, slot, now)
+        log.info("%s: started (%s, slot %s)", job, trigger, slot)
+        try:
+            summary = jobs[job](settings, engine, clock)
+        except BaseException as exc:
+            code = exc.exit_code if isinstance(exc, ReconcileError) else (130 if not isinstance(exc, Exception) else 1)
+            line = redact(str(exc) if isinstance(exc, ReconcileError) else f"{type(exc).__name__}: {exc}")[:500]
+            history.finish(engine, run_id, "failed", code, line, clock())
+            log.error("%s: failed (exit %d): %s", job, code, line)
+            if isinstance(exc, Exception):
+                _alert(settings, engine, run_id, job, trigger, slot, now, code, line, transport)
+            raise
+        history.finish(engine, run_id, "succeeded", 0, summary, clock())
+        log.info("%s: succeeded: %s", job, summary)
+        return JobResult(job, "succeeded", 0, summary, slot)
+    finally:
+        lock.release()
+
+
+def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: str, slot: str | None,
+           started: dt.datetime, code: int, line: str, transport: Transport | None) -> None:
+    recipients = list(settings.notify.ops_recipients)
+    if not recipients:
+        log.warning("%s failed but notify.ops_recipients is empty: no alert sent", job)
+        return
+    if history.alerted_for_slot(engine, job, slot):
+        log.info("%s: ops were already alerted for slot %s", job, slot)
+        return
+    local = started.astimezone(ZoneInfo(settings.schedule.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    content = render_alert(job, started, local, slot, code, line, trigger)
+    try:
+        message = build_message(sender=settings.mail.from_address, to=recipients, subject=content.subject,
+                                text=content.text, html=content.html, date=started,
+                                message_id=message_id_for("alert", job, slot or str(run_id)))
+        (transport or transport_for(settings.mail)).send(message, recipients)
+    except (DeliveryError, ValueError) as exc:
+        log.error("%s: the failure alert could not be sent: %s", job, exc)
+        return
+    history.mark_alerted(engine, run_id)
