@@ -21,12 +21,21 @@ class WallClockCronTrigger(CronTrigger):
 
     def get_next_fire_time(self, previous_fire_time: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
         next_time = super().get_next_fire_time(previous_fire_time, now)
-        for _ in range(48):
-            if next_time is None or previous_fire_time is None or slot_key(next_time) != slot_key(previous_fire_time):
-                break
-            # The repeated hour: step past it. (From inside it APScheduler maps the ambiguous
-            # local time back to its first occurrence and would hand out the same time again.)
-            next_time = super().get_next_fire_time(next_time, next_time + dt.timedelta(hours=1))
+        if previous_fire_time is None:
+            return next_time
+        # Compare in UTC: aware datetimes that share one tzinfo compare by wall time and
+        # ignore `fold`, which is exactly wrong in the hour that happens twice.
+        previous_utc = previous_fire_time.astimezone(dt.UTC)
+        probe = max(now.astimezone(dt.UTC), previous_utc)
+        for _ in range(2 * 24 * 3600):
+            if next_time is None or (next_time.astimezone(dt.UTC) > previous_utc
+                                     and slot_key(next_time) > slot_key(previous_fire_time)):
+                return next_time
+            # A wall-clock time that already fired (clocks fell back), or APScheduler mapping
+            # an ambiguous local time to its first occurrence: look further on. The previous
+            # fire time is left out on purpose: CronTrigger would restart from it.
+            probe = max(probe, next_time.astimezone(dt.UTC)) + dt.timedelta(seconds=1)
+            next_time = super().get_next_fire_time(None, probe)
         return next_time
 
 
@@ -47,9 +56,9 @@ def fire_times(expression: str, timezone: str, start: dt.datetime, end: dt.datet
     now = start
     while True:
         next_time = trigger.get_next_fire_time(previous, now)
-        if next_time is None or next_time >= end:
+        if next_time is None or next_time.astimezone(dt.UTC) >= end:
             return times
-        if times and next_time <= times[-1]:
+        if times and next_time.astimezone(dt.UTC) <= times[-1].astimezone(dt.UTC):
             raise RuntimeError(f"the trigger did not advance past {next_time}")  # never loop forever
         times.append(next_time)
         previous, now = next_time, next_time + dt.timedelta(microseconds=1)

@@ -42,6 +42,20 @@ def test_a_daily_job_fires_exactly_once_per_local_day_across_both_dst_changes(zo
     assert len({t.astimezone(UTC) for t in times}) == 365
 
 
+@pytest.mark.parametrize(("zone", "spring", "autumn"), [
+    ("Europe/Berlin", dt.date(2026, 3, 29), dt.date(2026, 10, 25)),
+    ("America/New_York", dt.date(2026, 3, 8), dt.date(2026, 11, 1)),
+])
+def test_a_minutely_job_fires_once_per_wall_clock_minute_through_dst(zone, spring, autumn):
+    tz = ZoneInfo(zone)
+    for day, minutes in ((spring, 23 * 60), (autumn, 24 * 60)):
+        start = dt.datetime.combine(day, dt.time(0, 0), tz).astimezone(UTC)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tz).astimezone(UTC)
+        keys = [slot_key(t) for t in fire_times("* * * * *", zone, start, end)]
+        assert keys == sorted(set(keys)), "wall-clock slots strictly increase: none twice"
+        assert len(keys) == minutes
+
+
 def test_a_missed_slot_is_found_once_and_only_within_the_grace():
     now = dt.datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     slot = missed_slot("30 2 * * *", "Europe/Berlin", now, set(), dt.timedelta(hours=20))
