@@ -65,9 +65,12 @@ def fire_times(expression: str, timezone: str, start: dt.datetime, end: dt.datet
 
 
 def latest_slot(expression: str, timezone: str, now: dt.datetime) -> dt.datetime | None:
-    """The newest fire time at or before `now` (within the last 40 days)."""
-    times = fire_times(expression, timezone, now - LOOKBACK, now + dt.timedelta(microseconds=1))
-    return times[-1] if times else None
+    """The newest fire time at or before `now` (within the last 40 days), looking back in widening steps."""
+    for window in (dt.timedelta(hours=2), dt.timedelta(days=2), LOOKBACK):
+        times = fire_times(expression, timezone, now - window, now + dt.timedelta(microseconds=1))
+        if times:
+            return times[-1]
+    return None
 
 
 def next_fire(expression: str, timezone: str, now: dt.datetime) -> dt.datetime | None:
