@@ -23,7 +23,6 @@ from reconcile.sandbox.model import (
     CallTable,
     SandboxAgent,
     SandboxNumber,
-    from_epoch,
     to_epoch,
 )
 
@@ -390,9 +389,6 @@ class Account:
             "cost_units": (duration + 59) // 60 * rates[currency],
             "currency": currency,
         })
-
-    def call_at(self, row: int) -> tuple[dt.datetime, int]:
-        return from_epoch(int(self.calls.started[row])), int(self.calls.number[row])
 
 
 def encode_cursor(row: int) -> str:

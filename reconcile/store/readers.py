@@ -151,9 +151,6 @@ def issues_for_run(connection: Connection, run_id: int) -> pd.DataFrame:
     return _frame(connection, select(data_issues).where(data_issues.c.sync_run_id == run_id).order_by(data_issues.c.id))
 
 
-def call_count(connection: Connection) -> int:
-    return int(connection.execute(select(func.count()).select_from(calls)).scalar() or 0)
-
 
 def inventory_totals_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
     """Per run and currency: active or pending numbers and their monthly cost (currency '' = imported)."""
