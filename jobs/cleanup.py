@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from jobs.nightly import build_nightly
+from jobs.nightly import evaluate_run
 from jobs.runtime import open_store
 from reconcile.analysis.digests import Digest, build_digests, route
 from reconcile.clock import Clock, system_clock
@@ -17,7 +17,6 @@ from reconcile.errors import DeliveryError
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.money import format_amount
 from reconcile.store import digests as sent_log
-from reconcile.store import readers
 from reports.digest import render_digest
 
 log = logging.getLogger("reconcile.cleanup")
@@ -60,14 +59,13 @@ def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Tra
                 dry_run: bool = False, clock: Clock = system_clock) -> CleanupOutcome:
     """Send the digests of the newest complete run. The caller holds the run lock."""
     engine = engine or open_store(settings)
-    summary, result = build_nightly(settings, engine, record_history=not dry_run)
-    run_id = summary.run_id
+    evaluation = evaluate_run(settings, engine, record_history=not dry_run)
+    result, run_id = evaluation.result, evaluation.run.id
     with engine.connect() as connection:
-        agents = readers.agents_as_of(connection, run_id)
         previous = sent_log.previous_numbers(connection, run_id)
         done = sent_log.already_sent(connection, run_id)
     notify = settings.notify
-    routing = route(result.flagged, agents, notify.owner_metadata_key, notify.default_recipients,
+    routing = route(result.flagged, evaluation.agents, notify.owner_metadata_key, notify.default_recipients,
                     notify.finance_recipients)
     digests = build_digests(result.flagged, routing, previous)
     outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values)
@@ -79,7 +77,7 @@ def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Tra
             outcome.skipped.append(digest.recipient)
             continue
         try:
-            outcome.sent[digest.recipient] = _send(settings, transport, digest, run_id, summary.as_of)
+            outcome.sent[digest.recipient] = _send(settings, transport, digest, run_id, evaluation.run.as_of)
         except (DeliveryError, ValueError) as exc:
             outcome.failed[digest.recipient] = str(exc)
             log.error("digest for %s failed: %s", digest.recipient, exc)

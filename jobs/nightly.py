@@ -23,6 +23,7 @@ from reconcile.errors import StoreError
 from reconcile.progress import Progress, progress_for
 from reconcile.store import flags as flag_store
 from reconcile.store import readers
+from reconcile.store.readers import SyncRun
 from reconcile.sync import SyncSummary, run_sync
 from reports.nightly import NightlyFiles, render_nightly
 
@@ -48,9 +49,24 @@ def default_out_dir(settings: Settings, as_of: dt.datetime) -> Path:
     return settings.reports_dir / f"nightly-{as_of:%Y-%m-%d}"
 
 
-def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
-                  record_history: bool = True) -> tuple[NightlySummary, FlagResult]:
-    """Evaluate the flags for the newest complete run at or before `as_of`, and summarise."""
+@dataclass
+class Evaluation:
+    """The flags of one run, with first-flagged times from the (updated) flag history."""
+
+    run: SyncRun
+    at: dt.datetime
+    inventory: pd.DataFrame
+    agents: pd.DataFrame
+    result: FlagResult
+
+
+def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
+                 record_history: bool = True) -> Evaluation:
+    """Evaluate the flags for the newest complete run at or before `as_of`.
+
+    When that run is the newest and not evaluated yet (and `as_of` is the run's own
+    time), the flag streaks are recorded first, so `first_flagged_at` includes them.
+    """
     with engine.connect() as connection:
         run = readers.latest_complete_run(connection, at=as_of)
         if run is None:
@@ -61,9 +77,8 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
         inventory = readers.inventory_as_of(connection, run.id)
         agents = readers.agents_as_of(connection, run.id)
         last_calls = readers.last_calls(connection, before=at)
-        first = flag_store.first_flagged_as_of(connection, run.id)
         evaluated = flag_store.last_evaluated_run(connection)
-    result = evaluate_flags(inventory, agents, last_calls, at, settings.flags, settings.carrier_costs, first)
+    result = evaluate_flags(inventory, agents, last_calls, at, settings.flags, settings.carrier_costs)
     if record_history and newest is not None and run.id == newest.id and run.id > evaluated and at == run.as_of:
         with engine.begin() as connection:
             plan = plan_streaks(flag_store.open_streaks(connection), result.inventory,
@@ -71,7 +86,16 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
             flag_store.record_streaks(connection, plan, run.id, run.as_of)
     with engine.connect() as connection:
         first = flag_store.first_flagged_as_of(connection, run.id)
-        result.flagged["first_flagged_at"] = result.flagged["number_id"].map(lambda n: first.get(n, at))
+    result.flagged["first_flagged_at"] = result.flagged["number_id"].map(lambda n: first.get(n, at))
+    return Evaluation(run, at, inventory, agents, result)
+
+
+def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
+                  record_history: bool = True) -> tuple[NightlySummary, FlagResult]:
+    """The flags of a run (see `evaluate_run`) and the nightly summary around them."""
+    evaluation = evaluate_run(settings, engine, as_of, record_history)
+    run = evaluation.run
+    with engine.connect() as connection:
         complete = [r for r in readers.runs(connection, limit=TREND_RUNS + 50, status="complete") if r.id <= run.id]
         previous_run = readers.previous_complete_run(connection, run.id)
         previous_inventory = readers.inventory_as_of(connection, previous_run.id) if previous_run else None
@@ -79,10 +103,10 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
         trend = _trend(connection, [r.id for r in complete[:TREND_RUNS]])
         issues = readers.issues_for_run(connection, run.id)
         realised = flag_store.realised_savings(connection, until_run=run.id)
-    changes = changes_between(previous_inventory, inventory, events, run.id)
-    summary = summarise(result, run.id, previous_run.as_of if previous_run else None, changes, agents, issues, trend,
-                        realised)
-    return summary, result
+    changes = changes_between(previous_inventory, evaluation.inventory, events, run.id)
+    summary = summarise(evaluation.result, run.id, previous_run.as_of if previous_run else None, changes,
+                        evaluation.agents, issues, trend, realised)
+    return summary, evaluation.result
 
 
 def _trend(connection: Any, run_ids: list[int]) -> pd.DataFrame:

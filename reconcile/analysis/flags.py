@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from reconcile.analysis.rules import RULES, FlagParams
+from reconcile.analysis.rules import RULES
 from reconcile.config import CarrierCost, FlagSettings
 
 FLAGGED_COLUMNS = [
@@ -103,26 +103,26 @@ def savings(frame: pd.DataFrame, carrier_costs: Mapping[str, CarrierCost]) -> pd
 def evaluate_flags(
     inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFrame, as_of: dt.datetime,
     settings: FlagSettings, carrier_costs: Mapping[str, CarrierCost],
-    first_flagged: Mapping[str, dt.datetime] | None = None,
 ) -> FlagResult:
-    """Which numbers are flagged, why, and what releasing each saves a month."""
+    """Which numbers are flagged, why, and what releasing each saves a month.
+
+    `first_flagged_at` is `as_of` here; the caller replaces it from the flag history.
+    """
     live = inventory[inventory["status"].isin(["active", "pending"])]
     frame = enrich(live, agents, last_calls, as_of, settings)
-    params = FlagParams(grace_days=settings.grace_days, idle_days_threshold=settings.idle_days_threshold)
     frame["flag"] = ""
     for name in settings.enabled_rules:
-        mask = RULES[name].evaluate(frame, params) & ~frame["protected"] & (frame["flag"] == "")
+        mask = RULES[name].evaluate(frame, settings) & ~frame["protected"] & (frame["flag"] == "")
         frame.loc[mask, "flag"] = name
     frame = pd.concat([frame, savings(frame, carrier_costs)], axis=1)
     # money columns: imported numbers show their carrier currency beside the estimate
     frame["currency"] = frame["currency"].where(frame["is_truedy_managed"], frame["savings_currency"])
     flagged = frame[frame["flag"] != ""].copy()
-    flagged["reason"] = [RULES[row["flag"]].explain(row, params)
+    flagged["reason"] = [RULES[row["flag"]].explain(row, settings)
                          for row in flagged[["flag", "purchased_at", "age_days", "agents_text", "idle_days",
                                              "last_call_at"]].to_dict("records")]
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
-    first = first_flagged or {}
-    flagged["first_flagged_at"] = flagged["number_id"].map(lambda number_id: first.get(number_id, as_of))
+    flagged["first_flagged_at"] = as_of  # the flag history (the store) knows when a streak began
     flagged = flagged.sort_values(["flag", "monthly_savings", "number_id"], key=_sort_key, ascending=[True, False, True])
     frame["monthly_savings"] = frame["monthly_savings"].where(frame["flag"] != "", None)
     return FlagResult(

@@ -1,7 +1,7 @@
 """Waste flags as rules registered by name.
 
 Each rule is one small unit: a name, the action it recommends, and
-`evaluate(frame, params) -> mask` over the enriched inventory (see
+`evaluate(frame, flag_settings) -> mask` over the enriched inventory (see
 `reconcile.analysis.flags.enrich`). Rules are mutually exclusive by construction;
 config switches them on and off (`flags.enabled_rules`) and tunes their parameters.
 """
@@ -13,19 +13,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class FlagParams:
-    grace_days: int = 7
-    idle_days_threshold: int = 30
+from reconcile.config import FlagSettings
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str
     recommended_action: str
-    evaluate: Callable[[pd.DataFrame, FlagParams], pd.Series]
-    explain: Callable[[dict, FlagParams], str]
+    evaluate: Callable[[pd.DataFrame, FlagSettings], pd.Series]
+    explain: Callable[[dict, FlagSettings], str]
 
 
 RULES: dict[str, Rule] = {}

@@ -124,27 +124,15 @@ def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.
     outbound = case((calls.c.direction == "outbound", calls.c.started_at))
     query = (
         select(calls.c.number_id,
-               func.max(calls.c.started_at).label("last_call_at"),
-               func.max(inbound).label("last_inbound_at"),
-               func.max(outbound).label("last_outbound_at"))
+               func.max(calls.c.started_at, type_=UTCDateTime).label("last_call_at"),
+               func.max(inbound, type_=UTCDateTime).label("last_inbound_at"),
+               func.max(outbound, type_=UTCDateTime).label("last_outbound_at"))
         .where(calls.c.number_id.is_not(None))
         .group_by(calls.c.number_id)
     )
     if before is not None:
         query = query.where(calls.c.started_at <= before)
-    frame = _frame(connection, query)
-    for column in ("last_call_at", "last_inbound_at", "last_outbound_at"):
-        frame[column] = [_utc(value) for value in frame[column]]
-    return frame
-
-
-def _utc(value: Any) -> dt.datetime | None:
-    """MAX() over a CASE loses the column type; give the value back its UTC zone."""
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return _frame(connection, query)
 
 
 def issues_for_run(connection: Connection, run_id: int) -> pd.DataFrame:
