@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from jobs.cleanup import CleanupOutcome, run_cleanup
+from jobs.monthly import MonthlyOutcome, previous_period, report_monthly
 from jobs.nightly import NightlyOutcome, run_nightly
 from reconcile.config import PROJECT_ROOT, SANDBOX_API_KEY, Settings, TruedySettings, load_settings
 from reconcile.progress import NullProgress
 from reconcile.sandbox import SandboxServer, generate_account
-from reconcile.sandbox.truth import expected_flags
+from reconcile.sandbox.truth import expected_flags, invoice_errors
 from reconcile.store.database import open_engine, upgrade
 
 log = logging.getLogger("reconcile.demo")
@@ -35,6 +36,9 @@ class DemoResult:
     truth_agrees: bool
     truth_detail: str
     cleanup: CleanupOutcome
+    monthly: MonthlyOutcome
+    billing_agrees: bool
+    billing_detail: str
 
 
 def demo_settings(root: Path, base_url: str) -> Settings:
@@ -72,6 +76,9 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
             say(f"night {night + 1}/{nights}: {outcome.sync.line() if outcome.sync else ''}")
         agrees, detail = _check_truth(account, settings, outcomes[-1])
         cleanup = run_cleanup(settings, engine=engine, clock=lambda: account.now)
+        monthly = report_monthly(settings, engine, previous_period(account.now), lambda: account.now,
+                                 progress=NullProgress())
+        billing_agrees, billing_detail = _check_billing(account, monthly)
         engine.dispose()
     last = outcomes[-1]
     say(last.line())
@@ -81,7 +88,11 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
     say(f"cleanup digests: {len(cleanup.sent)} written to {settings.mail.outbox_dir}")
     for line in cleanup.lines()[:-1]:
         say(f"  {line}")
-    return DemoResult(root, outcomes, agrees, detail, cleanup)
+    say(monthly.line())
+    for path in (monthly.files.html, monthly.files.reconciliation_csv, monthly.files.focus_csv):
+        say(f"  {path}")
+    say(f"invoice ground truth: {billing_detail}")
+    return DemoResult(root, outcomes, agrees, detail, cleanup, monthly, billing_agrees, billing_detail)
 
 
 def _protect_a_few(account) -> None:  # noqa: ANN001 - a sandbox Account
@@ -103,3 +114,16 @@ def _check_truth(account, settings: Settings, outcome: NightlyOutcome) -> tuple[
     extra = sorted(set(found) - set(truth))[:5]
     differ = sorted(k for k in set(truth) & set(found) if truth[k] != found[k])[:5]
     return False, f"DISAGREES with the sandbox: missing {missing}, extra {extra}, different {differ}"
+
+
+def _check_billing(account, outcome: MonthlyOutcome) -> tuple[bool, str]:  # noqa: ANN001 - a sandbox Account
+    """The review's findings against the errors the sandbox put in that month's invoices."""
+    month = f"{outcome.review.period.year}{outcome.review.period.month:02d}"
+    truth = {(e.invoice_id, e.line_item_id or "", e.number_id, e.kind)
+             for e in invoice_errors(account) if e.invoice_id.startswith(f"inv_{month}_")}
+    findings = pd.read_csv(outcome.files.reconciliation_csv, dtype=str, keep_default_na=False)
+    found = set(zip(findings["invoice_id"], findings["line_item_id"], findings["number_id"], findings["issue"],
+                    strict=True))
+    if found == truth:
+        return True, f"reconciliation.csv agrees with the sandbox exactly ({len(truth)} deliberate billing errors)"
+    return False, f"DISAGREES with the sandbox: missed {sorted(truth - found)[:5]}, extra {sorted(found - truth)[:5]}"

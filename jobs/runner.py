@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from jobs.cleanup import run_cleanup
 from jobs.logs import redact
+from jobs.monthly import run_monthly
 from jobs.nightly import run_nightly
 from jobs.runtime import open_store
 from reconcile.clock import Clock, system_clock
@@ -46,7 +47,12 @@ def cleanup_job(settings: Settings, engine: Engine, clock: Clock) -> str:
     return outcome.lines()[-1]
 
 
-JOBS: dict[str, JobFunction] = {"nightly": nightly_job, "cleanup": cleanup_job}
+def monthly_job(settings: Settings, engine: Engine, clock: Clock) -> str:
+    outcome = run_monthly(settings, clock=clock, engine=engine)
+    return f"{outcome.invoices.line() if outcome.invoices else ''}; {outcome.line()}"
+
+
+JOBS: dict[str, JobFunction] = {"nightly": nightly_job, "cleanup": cleanup_job, "monthly": monthly_job}
 
 
 @dataclass(frozen=True)

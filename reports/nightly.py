@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,11 +13,11 @@ import pandas as pd
 from reconcile.analysis.flags import FLAGGED_COLUMNS, INVENTORY_COLUMNS, FlagResult
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import format_timestamp
-from reconcile.errors import ReportError
 from reconcile.money import format_amount
 from reports.charts import line_chart
 from reports.csvfile import frame_rows, write_frame_csv
 from reports.environment import environment
+from reports.output import atomic, report_folder
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
 
@@ -33,30 +32,17 @@ class NightlyFiles:
 
 def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: dict[str, Any], out_dir: Path) -> NightlyFiles:
     """Write the three files into `out_dir` (made if missing), each atomically (temp file, then rename)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    with report_folder(out_dir, "nightly report"):
         files = NightlyFiles(out_dir, out_dir / "nightly.html", out_dir / "flagged.csv", out_dir / "inventory.csv")
         flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
         flagged_rows = list(frame_rows(result.flagged[flagged_columns]))
-        _atomic(files.flagged_csv, lambda p: write_frame_csv(p, result.flagged, flagged_columns))
-        _atomic(files.inventory_csv, lambda p: write_frame_csv(p, result.inventory, INVENTORY_COLUMNS))
+        atomic(files.flagged_csv, lambda p: write_frame_csv(p, result.flagged, flagged_columns))
+        atomic(files.inventory_csv, lambda p: write_frame_csv(p, result.inventory, INVENTORY_COLUMNS))
         html = environment().get_template("nightly.html.j2").render(
             s=summary, flagged=flagged_rows, charts=_charts(summary.trend), settings=settings_view,
             money=format_amount, ts=format_timestamp, changes=_change_rows(summary))
-        _atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
-        return files
-    except OSError as exc:
-        hint = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise ReportError(f"cannot write the nightly report to {out_dir}: {hint}; nothing was half-written") from None
-
-
-def _atomic(path: Path, write: Any) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        write(temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
+    return files
 
 
 def _charts(trend: pd.DataFrame) -> list[str]:

@@ -84,3 +84,28 @@ def test_run_nightly_then_report_as_of_from_the_command_line(make_sandbox, tmp_p
     later = reconcile("report", "nightly", "--as-of", as_of[:10], "--out", str(tmp_path / "later"), env=env)
     assert later.returncode == 0, later.stderr
     assert (tmp_path / "later" / "flagged.csv").exists()
+
+
+def test_report_monthly_and_run_monthly_from_the_command_line(make_sandbox, tmp_path):
+    server = make_sandbox(numbers=120)
+    env = {"RECONCILE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}", "TRUEDY_BASE_URL": server.url,
+           "TRUEDY_API_KEY": SANDBOX_API_KEY, "RECONCILE_REPORTS_DIR": str(tmp_path / "reports")}
+    assert reconcile("db", "upgrade", env=env).returncode == 0
+    bad = reconcile("report", "monthly", "--period", "2026-13", env=env)
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    as_of = format_timestamp(server.account.now)
+    assert reconcile("sync", "--as-of", as_of, env=env).returncode == 0
+    result = reconcile("report", "monthly", "--period", "2026-10", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "monthly review of 2026-10" in result.stdout and "invoices synced" in result.stdout
+    folder = tmp_path / "reports" / "monthly-2026-10"
+    assert {p.name for p in folder.iterdir()} == {"monthly.html", "reconciliation.csv", "focus.csv"}
+    offline = reconcile("report", "monthly", "--period", "2026-10", "--offline", "--out", str(tmp_path / "o"),
+                        env={**env, "TRUEDY_BASE_URL": "http://127.0.0.1:9"})
+    assert offline.returncode == 0, offline.stderr
+    assert (tmp_path / "o" / "reconciliation.csv").read_bytes() == (folder / "reconciliation.csv").read_bytes()
+    job = reconcile("run", "monthly", "--as-of", as_of, "--trigger", "cron", env=env)
+    assert job.returncode == 0, job.stderr
+    status = reconcile("status", "--json", env=env)
+    runs = __import__("json").loads(status.stdout)["jobs"]["monthly"]["runs"]
+    assert runs[0]["status"] == "succeeded" and "monthly review of 2026-10" in runs[0]["summary"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from jobs.nightly import report_nightly
+from reconcile.analysis.billing import Period
 from reconcile.config import load_settings
 from reconcile.sync import SyncOptions, run_sync
 from tests.scenario import SCENARIOS, load_account, scenario_names
@@ -178,6 +179,8 @@ def test_the_demo_agrees_with_the_sandbox_ground_truth(tmp_path):
 
     result = run_demo(root=tmp_path / "demo", nights=3, numbers=200, today=dt.date(2026, 11, 27), say=lambda _: None)
     assert result.truth_agrees, result.truth_detail
+    assert result.billing_agrees, result.billing_detail
+    assert result.monthly.review.period == Period(2026, 10) and result.monthly.files.focus_csv.exists()
     last = result.nights[-1]
     assert last.files.html.exists() and last.summary.previous_as_of is not None
     assert len(last.summary.trend["run_id"].unique()) == 3

@@ -56,7 +56,8 @@ def test_first_sync_stores_the_account_exactly(make_sandbox, make_client, store)
     assert summary.versions_opened == len(expected) + len(account.agents)
     assert {c[0] for c in state["calls"]} == visible_calls_between(account, account.now - dt.timedelta(days=90), account.now)
     assert summary.calls_added == len(state["calls"])
-    assert state["state"] == {("calls_watermark", format_timestamp(account.now))}
+    assert state["state"] == {("calls_watermark", format_timestamp(account.now)),
+                              ("calls_covered_from", format_timestamp(account.now - dt.timedelta(days=90)))}
     with store.connect() as c:
         run = readers.latest_complete_run(c)
         assert run.id == summary.run_id and run.counts["calls_added"] == summary.calls_added

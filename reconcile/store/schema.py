@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -165,3 +166,68 @@ job_runs = Table(
     Column("alerted", Boolean, nullable=False, server_default=false()),
 )
 Index("ix_job_runs_job_slot", job_runs.c.job, job_runs.c.slot)
+
+# Invoices (the monthly review). Headers for every invoice the API lists; line items
+# for the periods reviewed. An issued invoice is immutable: a change is an invoice issue.
+invoices = Table(
+    "invoices", metadata,
+    Column("invoice_id", String(100), primary_key=True),
+    Column("number", String(100)),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),       # inclusive, as the API says
+    Column("issued_at", UTCDateTime),
+    Column("status", String(16), nullable=False),     # draft | open | paid | void
+    Column("currency", String(3), nullable=False),
+    Column("total", Money, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("lines_synced_at", UTCDateTime),
+    Column("lines_status", String(16)),               # the invoice's status when its lines were read
+    Column("line_count", Integer),
+)
+Index("ix_invoices_period", invoices.c.period_start)
+
+invoice_lines = Table(
+    "invoice_lines", metadata,
+    Column("invoice_id", String(100), ForeignKey("invoices.invoice_id"), primary_key=True),
+    Column("line_item_id", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),      # order in the API's listing
+    Column("type", String(32), nullable=False),
+    Column("number_id", String(100)),
+    Column("phone_number", String(64)),
+    Column("description", Text, nullable=False),
+    Column("quantity", Money),
+    Column("unit_amount", Money),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("service_period_start", Date, nullable=False),
+    Column("service_period_end", Date, nullable=False),  # exclusive
+)
+
+# Numbers billed on an invoice that the listings no longer show (released more than
+# 400 days ago), or never showed (found = false): looked up once by id.
+invoice_numbers = Table(
+    "invoice_numbers", metadata,
+    Column("number_id", String(100), primary_key=True),
+    Column("found", Boolean, nullable=False),
+    Column("phone_number", String(32)),
+    Column("provider", String(16)),
+    Column("is_truedy_managed", Boolean),
+    Column("upfront_cost", Money),
+    Column("monthly_cost", Money),
+    Column("currency", String(3)),
+    Column("purchased_at", UTCDateTime),
+    Column("released_at", UTCDateTime),
+    Column("looked_up_at", UTCDateTime, nullable=False),
+)
+
+invoice_issues = Table(
+    "invoice_issues", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invoice_id", String(100), nullable=False),
+    Column("record_id", String(100), nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("found_at", UTCDateTime, nullable=False),
+)
+Index("ix_invoice_issues_invoice", invoice_issues.c.invoice_id)

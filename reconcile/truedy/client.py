@@ -232,8 +232,13 @@ class TruedyClient:
     def list_complete(
         self, path: str, parse: Callable[[Any], T], record_type: str, params: dict[str, Any] | None = None,
     ) -> Listing[T]:
-        """Every record of a page-based listing, unique by id, re-read when it moved under us."""
+        """Every record of a page-based listing, unique by id, re-read when it moved under us.
+
+        Records come back in the API's order (by the page and place they were last read at),
+        whatever order the pages were fetched in.
+        """
         merged: dict[str, T] = {}
+        place: dict[str, tuple[int, int]] = {}
         issues: dict[tuple[str, str], DataIssue] = {}
         duplicates = 0
         passes = 0
@@ -243,7 +248,7 @@ class TruedyClient:
             paginator = PageNumberPaginator(self.page_size, params)
             seen: dict[str, int] = {}  # id -> the page it was first seen on
             for page in self.paginate(path, paginator):
-                for raw in page:
+                for index, raw in enumerate(page):
                     try:
                         record = parse(raw)
                     except RecordError as exc:
@@ -255,9 +260,11 @@ class TruedyClient:
                     if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
                         duplicates += 1  # shifted between pages while we read them
                     merged[rid] = record
+                    place[rid] = (paginator.last_page, index)
             totals = paginator.totals_seen
             stable = len(totals) == 1 and len(seen) == next(iter(totals))
-        return Listing(list(merged.values()), list(issues.values()), passes, drift=passes > 1 or not stable,
+        ordered = sorted(merged, key=place.__getitem__)
+        return Listing([merged[rid] for rid in ordered], list(issues.values()), passes, drift=passes > 1 or not stable,
                        duplicates=duplicates)
 
     # -- the contract's read paths ----------------------------------------------------

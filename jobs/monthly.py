@@ -1,0 +1,148 @@
+"""The monthly job: sync the month's invoices, then the finance review of the month."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from jobs.runtime import make_client, open_store
+from reconcile.analysis import monthly
+from reconcile.analysis.billing import Period
+from reconcile.analysis.focus import focus_rows
+from reconcile.analysis.invoices import reconcile_invoices
+from reconcile.analysis.monthly import MonthlyReview
+from reconcile.analysis.nightly import totals_by_currency
+from reconcile.clock import Clock, format_timestamp
+from reconcile.config import Settings
+from reconcile.errors import ConfigError
+from reconcile.invoice_sync import InvoiceSyncSummary, run_invoice_sync
+from reconcile.progress import Progress, progress_for
+from reconcile.store import flags as flag_store
+from reconcile.store import invoices as invoice_store
+from reconcile.store import readers
+from reports.monthly import MonthlyFiles, render_monthly
+
+log = logging.getLogger("reconcile.monthly")
+TOP_AGENTS = 25
+
+
+
+@dataclass
+class MonthlyOutcome:
+    invoices: InvoiceSyncSummary | None
+    review: MonthlyReview
+    files: MonthlyFiles
+
+    def line(self) -> str:
+        return f"monthly review of {self.review.period}: {self.review.headline}; written to {self.files.directory}"
+
+
+def previous_period(now: dt.datetime) -> Period:
+    return Period.containing(now.astimezone(dt.UTC)).shifted(-1)
+
+
+def check_complete(period: Period, now: dt.datetime) -> None:
+    if period.end > now:
+        raise ConfigError(f"--period {period}: the month is not over yet (it ends {format_timestamp(period.end)}); "
+                          "review a complete month")
+
+
+def default_out_dir(settings: Settings, period: Period) -> Path:
+    return settings.reports_dir / f"monthly-{period}"
+
+
+def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.datetime) -> MonthlyReview:
+    """The whole review of `period` from the store (no API calls)."""
+    with engine.connect() as connection:
+        facts, latest = invoice_store.number_facts(connection)
+        headers = invoice_store.headers_frame(connection)
+        month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
+        ids = list(month_headers["invoice_id"]) if len(month_headers) else []
+        lines = invoice_store.lines_frame(connection, ids)
+        issues = invoice_store.issues_frame(connection, ids)
+        covered = invoice_store.calls_covered_from(connection)
+        usage_ok = covered is not None and covered <= period.start
+        usage = invoice_store.usage_by_number(connection, period.start, period.end) if usage_ok else None
+        newest = readers.latest_complete_run(connection)
+        closing_run = readers.latest_complete_run(connection, at=period.end - dt.timedelta(microseconds=1))
+        agents = readers.agents_as_of(connection, newest.id) if newest else pd.DataFrame(columns=["agent_id", "name"])
+        waste = (flag_store.waste_by_run(connection, [closing_run.id]) if closing_run
+                 else pd.DataFrame(columns=["run_id", "currency", "flagged", "waste"]))
+        realised = flag_store.realised_savings(connection)
+    if len(realised):
+        seen = pd.to_datetime(realised["released_seen_at"], utc=True)
+        realised = realised[(seen >= period.start) & (seen < period.end)]
+    note = "" if usage_ok else (
+        f"calls are in the store only from {format_timestamp(covered)}: usage lines are not checked for {period}"
+        if covered else "no calls in the store: usage lines are not checked")
+    if len(month_headers):
+        reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note)
+    else:
+        reconciliation = reconcile_invoices(period, month_headers, lines, {}, None,
+                                            f"Truedy lists no invoice for {period}")
+    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    held = monthly.with_cost_at(latest, facts, period.end, names)
+    recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
+    recurring["Agent"] = _top(recurring["Agent"], TOP_AGENTS)
+    estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
+    focus = focus_rows(period, month_headers, lines, facts, _attributes(latest, names), estimates)
+    return MonthlyReview(
+        period=period, generated_at=now, movement=monthly.movement(latest, period), recurring=recurring,
+        recurring_total=totals_by_currency(held["cost_at"], held["currency"]),
+        estimates=monthly.estimated_carrier_cost(held, estimates),
+        waste=totals_by_currency(waste["waste"], waste["currency"]) if len(waste) else [],
+        waste_as_of=closing_run.as_of if closing_run else None,
+        realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if len(realised) else [],
+        realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period),
+        reconciliation=reconciliation, invoices=month_headers, invoice_issues=issues, focus=focus,
+        newest_run=newest.as_of if newest else None)
+
+
+def _top(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    if len(rows) <= limit:
+        return rows
+    rest = rows[limit:]
+    amounts = [t.amount for r in rest for t in r["cost"]]
+    currencies = [t.currency for r in rest for t in r["cost"]]
+    return rows[:limit] + [{"key": f"{len(rest):,} other agents", "numbers": sum(r["numbers"] for r in rest),
+                            "cost": totals_by_currency(amounts, currencies)}]
+
+
+def _attributes(latest: pd.DataFrame, names: dict[str, str]) -> dict[str, dict[str, str]]:
+    tags = {}
+    for number_id, country, kind, label, inbound, outbound in zip(
+            latest["number_id"], latest["country_code"], latest["phone_number_type"], latest["label"],
+            latest["inbound_agent_id"], latest["outbound_agent_id"], strict=True):
+        agent = inbound if isinstance(inbound, str) else outbound if isinstance(outbound, str) else None
+        tags[number_id] = {"country": country, "number_type": kind, "label": label if isinstance(label, str) else "",
+                           "agent_id": agent or "", "agent": names.get(agent or "", "")}
+    return tags
+
+
+def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Clock, out_dir: Path | None = None,
+                   fetch: bool = True, progress: Progress | None = None) -> MonthlyOutcome:
+    """Sync the month's invoices (unless `fetch` is off), then write the review. The caller holds the lock."""
+    now = clock()
+    check_complete(period, now)
+    synced = None
+    if fetch:
+        with make_client(settings) as client:
+            synced = run_invoice_sync(client, engine, (period,), clock=clock, progress=progress or progress_for())
+        log.info(synced.line())
+    review = build_monthly(settings, engine, period, now)
+    files = render_monthly(review, out_dir or default_out_dir(settings, period))
+    return MonthlyOutcome(synced, review, files)
+
+
+def run_monthly(settings: Settings, clock: Clock, engine: Engine | None = None,
+                progress: Progress | None = None) -> MonthlyOutcome:
+    """The scheduled job: the review of the calendar month before the clock's (UTC)."""
+    engine = engine or open_store(settings)
+    return report_monthly(settings, engine, previous_period(clock()), clock, progress=progress)
+

@@ -1,0 +1,192 @@
+"""The contract's billing rules as pure functions: which number fees a month should hold.
+
+From the API contract: a Truedy-managed number pays its `upfront_cost` once at purchase
+and its `monthly_cost` at every renewal. Renewals fall on the purchase day-of-month
+(the month's last day when it is shorter), starting on the purchase date; a fee's
+service period runs to the next renewal (exclusive) and belongs to the invoice of the
+month it starts in. A release stops the renewals after it, with no proration and no
+refund. Imported numbers carry no Truedy fee.
+
+Renewal instants are the renewal day's midnight UTC, as invoices carry dates.
+The price in force at a renewal comes from the number's observed version history;
+when the price changed between two observations around the renewal, either price is
+accepted (we cannot know which side of the renewal the change fell on).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+MONTHLY_FEE = "number_monthly_fee"
+UPFRONT_FEE = "number_upfront_fee"
+FEE_TYPES = (MONTHLY_FEE, UPFRONT_FEE)
+PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """One calendar month, the unit of an invoice."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = PERIOD.match(text.strip())
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
+            raise ValueError(f"not a month: {text[:20]!r} (expected YYYY-MM, e.g. 2026-10)")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def containing(cls, moment: dt.datetime | dt.date) -> Period:
+        return cls(moment.year, moment.month)
+
+    def shifted(self, months: int) -> Period:
+        year, zero_month = divmod(self.year * 12 + self.month - 1 + months, 12)
+        return Period(year, zero_month + 1)
+
+    @property
+    def first(self) -> dt.date:
+        return dt.date(self.year, self.month, 1)
+
+    @property
+    def last(self) -> dt.date:
+        return dt.date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
+
+    @property
+    def after(self) -> dt.date:
+        """The first day of the next month: the exclusive end."""
+        return self.shifted(1).first
+
+    @property
+    def start(self) -> dt.datetime:
+        return midnight(self.first)
+
+    @property
+    def end(self) -> dt.datetime:
+        return midnight(self.after)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), dt.UTC)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """`day` moved by whole months; the 31st becomes the last day of a shorter month."""
+    target = Period.containing(day).shifted(months)
+    return dt.date(target.year, target.month, min(day.day, calendar.monthrange(target.year, target.month)[1]))
+
+
+def renewal_starting_in(purchased: dt.date, period: Period) -> tuple[dt.date, dt.date] | None:
+    """The (start, exclusive end) of the renewal that starts in `period`; None before the purchase month.
+
+    Each renewal counts from the purchase date itself, never from the previous renewal,
+    so a number bought on 31 January renews on 28 (or 29) February and again on 31 March.
+    """
+    months = (period.year - purchased.year) * 12 + period.month - purchased.month
+    if months < 0:
+        return None
+    return add_months(purchased, months), add_months(purchased, months + 1)
+
+
+def renewal_charged(start: dt.date, released_at: dt.datetime | None) -> bool:
+    """A renewal is charged unless the number was released before the renewal day began."""
+    return released_at is None or released_at > midnight(start)
+
+
+@dataclass(frozen=True)
+class PriceObservation:
+    """A monthly price seen from `first_seen` (a run's as_of) to `last_seen` (None: still current)."""
+
+    first_seen: dt.datetime
+    last_seen: dt.datetime | None
+    monthly_cost: Decimal
+
+
+def price_at(observations: tuple[PriceObservation, ...], when: dt.datetime) -> tuple[Decimal, tuple[Decimal, ...]]:
+    """The price in force at `when` and every price that could have been, oldest observation first.
+
+    Before the first observation the first observed price is assumed. When the price
+    changed between the last observation at or before `when` and the next one after
+    it, both the old and the new price are possible.
+    """
+    if not observations:
+        raise ValueError("no price observed")
+    index = 0
+    for i, observation in enumerate(observations):
+        if observation.first_seen <= when:
+            index = i
+    current = observations[index]
+    accepted = [current.monthly_cost]
+    if index + 1 < len(observations) and current.first_seen <= when:
+        following = observations[index + 1]
+        if current.last_seen is not None and current.last_seen < when < following.first_seen:
+            accepted.append(following.monthly_cost)
+    return current.monthly_cost, tuple(dict.fromkeys(accepted))
+
+
+def merge_observations(observations: list[PriceObservation]) -> tuple[PriceObservation, ...]:
+    """Oldest first, with consecutive observations of the same price joined into one."""
+    merged: list[PriceObservation] = []
+    for observation in sorted(observations, key=lambda o: o.first_seen):
+        if merged and merged[-1].monthly_cost == observation.monthly_cost:
+            merged[-1] = PriceObservation(merged[-1].first_seen, observation.last_seen, observation.monthly_cost)
+        else:
+            merged.append(observation)
+    return tuple(merged)
+
+
+@dataclass(frozen=True)
+class NumberFacts:
+    """What billing needs to know about one number, from the store's history."""
+
+    number_id: str
+    phone_number: str | None
+    provider: str
+    is_truedy_managed: bool
+    currency: str | None
+    upfront_cost: Decimal | None
+    purchased_at: dt.datetime
+    released_at: dt.datetime | None
+    prices: tuple[PriceObservation, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExpectedFee:
+    number_id: str
+    phone_number: str | None
+    type: str
+    service_period_start: dt.date
+    service_period_end: dt.date
+    amount: Decimal
+    accepted: tuple[Decimal, ...]
+    currency: str
+
+
+def expected_fees(number: NumberFacts, period: Period) -> list[ExpectedFee]:
+    """The number fees that `period`'s invoice should hold for `number` (none for imported numbers)."""
+    if not number.is_truedy_managed or number.currency is None:
+        return []
+    fees = []
+    bought = number.purchased_at.astimezone(dt.UTC).date()
+    if period.first <= bought <= period.last and number.upfront_cost is not None:
+        fees.append(ExpectedFee(number.number_id, number.phone_number, UPFRONT_FEE, bought, add_months(bought, 1),
+                                number.upfront_cost, (number.upfront_cost,), number.currency))
+    renewal = renewal_starting_in(bought, period)
+    if renewal is not None and renewal_charged(renewal[0], number.released_at) and number.prices:
+        amount, accepted = price_at(number.prices, midnight(renewal[0]))
+        fees.append(ExpectedFee(number.number_id, number.phone_number, MONTHLY_FEE, renewal[0], renewal[1],
+                                amount, accepted, number.currency))
+    return fees
+
+
+def held_during(purchased_at: dt.datetime, released_at: dt.datetime | None, start: dt.datetime, end: dt.datetime) -> bool:
+    """The number was owned at some moment of [start, end)."""
+    return purchased_at < end and (released_at is None or released_at > start)

@@ -1,0 +1,124 @@
+"""The month's charges as FinOps FOCUS 1.2 rows: one per invoice line, plus marked estimates.
+
+Every invoice line becomes a row whose BilledCost is the line's amount, so the
+BilledCost per currency equals the invoices' totals. Imported numbers' carrier fees
+(when `[carrier_costs]` configures them) are not on any Truedy invoice: they get rows
+with every FOCUS cost at 0, the estimate in `x_EstimatedCost`, and `x_CostSource`
+"estimate", so no total of billed, effective, list or contracted cost includes them.
+
+Values follow the specification's allowed values: ChargeCategory Purchase, Usage,
+Credit or Adjustment; ChargeFrequency One-Time, Recurring or Usage-Based; periods as
+UTC timestamps with exclusive ends; ConsumedQuantity and ConsumedUnit only on Usage
+rows; ListCost = ListUnitPrice x PricingQuantity. FOCUS 1.2 names the issuer,
+provider and publisher columns InvoiceIssuerName, ProviderName and PublisherName.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from reconcile.analysis.billing import NumberFacts, Period, held_during
+
+FOCUS_COLUMNS = [
+    "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
+    "BilledCost", "EffectiveCost", "ListCost", "ListUnitPrice", "ContractedCost", "ContractedUnitPrice",
+    "BillingCurrency", "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription",
+    "InvoiceId", "InvoiceIssuerName", "ProviderName", "PublisherName",
+    "ResourceId", "ResourceName", "ResourceType", "ServiceName", "ServiceCategory",
+    "PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit", "Tags",
+    "x_CostSource", "x_EstimatedCost", "x_LineItemId", "x_LineItemType",
+]
+CHARGE_CATEGORY = {"subscription": "Purchase", "number_upfront_fee": "Purchase", "number_monthly_fee": "Purchase",
+                   "call_usage": "Usage", "credit": "Credit", "adjustment": "Adjustment"}
+CHARGE_FREQUENCY = {"subscription": "Recurring", "number_upfront_fee": "One-Time", "number_monthly_fee": "Recurring",
+                    "call_usage": "Usage-Based", "credit": "One-Time", "adjustment": "One-Time"}
+PRICING_UNIT = {"subscription": "Month", "number_upfront_fee": "Count", "number_monthly_fee": "Month",
+                "call_usage": "Minute", "credit": "Count", "adjustment": "Count"}
+SERVICE = {"subscription": ("Truedy Platform", "AI and Machine Learning"),
+           "call_usage": ("Truedy Voice Calls", "Networking")}
+NUMBERS_SERVICE = ("Truedy Phone Numbers", "Networking")
+CARRIERS = {"twilio": "Twilio", "telnyx": "Telnyx"}
+ZERO = Decimal(0)
+
+
+def stamp(day: dt.date) -> str:
+    return f"{day:%Y-%m-%d}T00:00:00Z"
+
+
+def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbers: dict[str, NumberFacts],
+               attributes: dict[str, dict[str, str]], estimates: dict[str, tuple[Decimal, str]]) -> pd.DataFrame:
+    """FOCUS rows for `period`: the invoices' lines, then the imported numbers' estimated carrier fees.
+
+    `attributes` maps a number id to its tags (country, type, agent...); `estimates`
+    maps an imported provider to its configured (monthly amount, currency).
+    """
+    invoice = {row.invoice_id: row for row in headers.itertuples(index=False)}
+    rows: list[dict[str, Any]] = []
+    for line in lines.itertuples(index=False):
+        bill = invoice[line.invoice_id]
+        quantity = line.quantity if line.quantity is not None else Decimal(1)
+        unit = line.unit_amount if line.unit_amount is not None else line.amount / quantity if quantity else line.amount
+        service, category = SERVICE.get(line.type, NUMBERS_SERVICE)
+        usage = line.type == "call_usage"
+        rows.append({
+            "BillingPeriodStart": stamp(bill.period_start), "BillingPeriodEnd": stamp(bill.period_end + dt.timedelta(days=1)),
+            "ChargePeriodStart": stamp(line.service_period_start), "ChargePeriodEnd": stamp(line.service_period_end),
+            "BilledCost": line.amount, "EffectiveCost": line.amount,
+            "ListCost": unit * quantity, "ListUnitPrice": unit,
+            "ContractedCost": unit * quantity, "ContractedUnitPrice": unit,
+            "BillingCurrency": line.currency, "ChargeCategory": CHARGE_CATEGORY[line.type], "ChargeClass": None,
+            "ChargeFrequency": CHARGE_FREQUENCY[line.type], "ChargeDescription": line.description or line.type,
+            "InvoiceId": line.invoice_id, "InvoiceIssuerName": "Truedy", "ProviderName": "Truedy",
+            "PublisherName": "Truedy",
+            "ResourceId": line.number_id, "ResourceName": line.phone_number,
+            "ResourceType": "Phone Number" if line.number_id else None,
+            "ServiceName": service, "ServiceCategory": category,
+            "PricingQuantity": quantity, "PricingUnit": PRICING_UNIT[line.type],
+            "ConsumedQuantity": quantity if usage else None, "ConsumedUnit": "Minute" if usage else None,
+            "Tags": _tags(attributes.get(line.number_id or "")),
+            "x_CostSource": "invoice", "x_EstimatedCost": None,
+            "x_LineItemId": line.line_item_id, "x_LineItemType": line.type,
+        })
+    for number in sorted(numbers.values(), key=lambda n: n.number_id):
+        estimate = estimates.get(number.provider)
+        if number.is_truedy_managed or estimate is None or estimate[0] is None:
+            continue
+        if not held_during(number.purchased_at, number.released_at, period.start, period.end):
+            continue
+        carrier = CARRIERS.get(number.provider, number.provider)
+        start = max(period.first, number.purchased_at.astimezone(dt.UTC).date())
+        rows.append({
+            "BillingPeriodStart": stamp(period.first), "BillingPeriodEnd": stamp(period.after),
+            "ChargePeriodStart": stamp(start),
+            "ChargePeriodEnd": stamp(period.after),
+            "BilledCost": ZERO, "EffectiveCost": ZERO, "ListCost": ZERO, "ListUnitPrice": ZERO,
+            "ContractedCost": ZERO, "ContractedUnitPrice": ZERO,
+            "BillingCurrency": estimate[1], "ChargeCategory": "Purchase", "ChargeClass": None,
+            "ChargeFrequency": "Recurring",
+            "ChargeDescription": f"Estimated {carrier} number fee (configured estimate; billed by {carrier}, not Truedy)",
+            "InvoiceId": None, "InvoiceIssuerName": carrier, "ProviderName": carrier, "PublisherName": carrier,
+            "ResourceId": number.number_id, "ResourceName": number.phone_number, "ResourceType": "Phone Number",
+            "ServiceName": f"{carrier} Phone Numbers", "ServiceCategory": "Networking",
+            "PricingQuantity": Decimal(1), "PricingUnit": "Month", "ConsumedQuantity": None, "ConsumedUnit": None,
+            "Tags": _tags(attributes.get(number.number_id)),
+            "x_CostSource": "estimate", "x_EstimatedCost": estimate[0],
+            "x_LineItemId": None, "x_LineItemType": "carrier_estimate",
+        })
+    return pd.DataFrame(rows, columns=FOCUS_COLUMNS)
+
+
+def _tags(values: dict[str, str] | None) -> str:
+    return json.dumps({k: v for k, v in (values or {}).items() if v}, ensure_ascii=False, sort_keys=True)
+
+
+def billed_by_currency(rows: pd.DataFrame) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for currency, cost in zip(rows["BillingCurrency"], rows["BilledCost"], strict=True):
+        totals[currency] = totals.get(currency, ZERO) + cost
+    return totals
+

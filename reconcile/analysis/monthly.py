@@ -1,0 +1,148 @@
+"""The finance review of one month, apart from the invoice check: inventory movement,
+recurring cost by dimension, and the month-over-month view.
+
+Holdings come from each number's purchase and release times (the version history's
+latest word on them), so a month before the first sync run is still described, as
+far as the listings reach (released numbers are listed for 400 days).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from reconcile.analysis.billing import NumberFacts, Period, price_at
+from reconcile.analysis.invoices import Reconciliation
+from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
+from reconcile.money import format_amount
+
+DIMENSIONS = (("country_code", "Country"), ("phone_number_type", "Type"), ("provider", "Provider"), ("agent", "Agent"))
+ZERO = Decimal(0)
+
+
+@dataclass
+class Movement:
+    opening: int
+    closing: int
+    bought: pd.DataFrame
+    released: pd.DataFrame
+
+
+@dataclass
+class MonthRow:
+    period: Period
+    closing: int
+    bought: int
+    released: int
+    recurring: list[CurrencyTotal]
+    invoiced: list[CurrencyTotal]
+
+
+def holdings(latest: pd.DataFrame, at: dt.datetime) -> pd.Series:
+    """Which numbers were owned at `at` (bought at or before it, not yet released)."""
+    released = latest["released_at"]
+    return (latest["purchased_at"] <= at) & (released.isna() | (released > at))
+
+
+def movement(latest: pd.DataFrame, period: Period) -> Movement:
+    bought = latest[(latest["purchased_at"] >= period.start) & (latest["purchased_at"] < period.end)]
+    released = latest[latest["released_at"].notna() & (latest["released_at"] >= period.start)
+                      & (latest["released_at"] < period.end)]
+    return Movement(int(holdings(latest, period.start).sum()), int(holdings(latest, period.end).sum()),
+                    bought.sort_values(["purchased_at", "number_id"]), released.sort_values(["released_at", "number_id"]))
+
+
+def with_cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime,
+                 agent_names: dict[str, str]) -> pd.DataFrame:
+    """The numbers held at `at`, with the monthly price in force then and their agent."""
+    held = latest[holdings(latest, at)].copy()
+    costs = []
+    for number_id, managed in zip(held["number_id"], held["is_truedy_managed"], strict=True):
+        number = facts.get(number_id)
+        costs.append(price_at(number.prices, at)[0] if managed and number is not None and number.prices else None)
+    held["cost_at"] = pd.Series(costs, index=held.index, dtype=object)
+    agent = held["inbound_agent_id"].fillna(held["outbound_agent_id"])
+    held["agent"] = [f"{agent_names.get(a, 'unknown agent')} ({a})" if isinstance(a, str) else "(unassigned)"
+                     for a in agent]
+    return held
+
+
+def recurring_by(held: pd.DataFrame, key: str) -> list[dict[str, Any]]:
+    """Per value of `key`: numbers, and the Truedy monthly cost per currency."""
+    numbers: dict[str, int] = defaultdict(int)
+    amounts: dict[str, list[Any]] = defaultdict(list)
+    currencies: dict[str, list[Any]] = defaultdict(list)
+    for value, cost, currency in zip(held[key], held["cost_at"], held["currency"], strict=True):
+        name = value if isinstance(value, str) else "(none)"
+        numbers[name] += 1
+        amounts[name].append(cost)
+        currencies[name].append(currency)
+    rows = [{"key": name, "numbers": numbers[name], "cost": totals_by_currency(amounts[name], currencies[name])}
+            for name in numbers]
+    return sorted(rows, key=lambda r: (-r["numbers"], r["key"]))
+
+
+def estimated_carrier_cost(held: pd.DataFrame, estimates: dict[str, tuple[Decimal | None, str]]) -> list[dict[str, Any]]:
+    """Imported numbers held, per provider, with the configured estimate (None when not configured)."""
+    imported = held[~held["is_truedy_managed"].astype(bool)]
+    rows = []
+    for provider, group in imported.groupby("provider", sort=True):
+        amount, currency = estimates.get(str(provider), (None, ""))
+        rows.append({"provider": provider, "numbers": len(group),
+                     "estimate": None if amount is None else CurrencyTotal(currency, amount * len(group), len(group))})
+    return rows
+
+
+def month_rows(latest: pd.DataFrame, facts: dict[str, NumberFacts], headers: pd.DataFrame, period: Period,
+               months: int = 6) -> list[MonthRow]:
+    """The review's month and the ones before it, oldest first."""
+    rows = []
+    for back in range(months - 1, -1, -1):
+        month = period.shifted(-back)
+        held = with_cost_at(latest, facts, month.end, {})
+        m = movement(latest, month)
+        invoiced = headers[headers["period_start"] == month.first] if len(headers) else headers
+        rows.append(MonthRow(month, m.closing, len(m.bought), len(m.released),
+                             totals_by_currency(held["cost_at"], held["currency"]),
+                             totals_by_currency(invoiced["total"], invoiced["currency"]) if len(invoiced) else []))
+    return rows
+
+
+def totals_of(frame: pd.DataFrame, amount: str, currency: str = "currency") -> dict[str, Decimal]:
+    return {t.currency: t.amount for t in totals_by_currency(frame[amount], frame[currency])}
+
+
+@dataclass
+class MonthlyReview:
+    period: Period
+    generated_at: dt.datetime
+    movement: Movement
+    recurring: dict[str, list[dict[str, Any]]]
+    recurring_total: list[CurrencyTotal]
+    estimates: list[dict[str, Any]]
+    waste: list[CurrencyTotal]
+    waste_as_of: dt.datetime | None
+    realised: list[CurrencyTotal]
+    realised_numbers: pd.DataFrame
+    months: list[MonthRow]
+    reconciliation: Reconciliation
+    invoices: pd.DataFrame
+    invoice_issues: pd.DataFrame
+    focus: pd.DataFrame
+    newest_run: dt.datetime | None
+
+    @property
+    def headline(self) -> str:
+        r = self.reconciliation
+        if not len(self.invoices):
+            return f"no Truedy invoice for {self.period}: nothing to reconcile"
+        if r.clean:
+            return "invoice matches inventory"
+        differences = ", ".join(f"{'+' if c.difference > 0 else ''}{format_amount(c.difference, c.currency)} {c.currency}"
+                                for c in r.checks if c.findings)
+        return f"{len(r.findings):,} finding(s); billed minus expected: {differences}"
