@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from jobs.cleanup import CleanupOutcome, run_cleanup
-from jobs.monthly import MonthlyOutcome, previous_period, report_monthly
+from jobs.monthly import MonthlyOutcome, previous_period, report_monthly, send_review
 from jobs.nightly import NightlyOutcome, run_nightly
 from reconcile.config import PROJECT_ROOT, SANDBOX_API_KEY, Settings, TruedySettings, load_settings
 from reconcile.progress import NullProgress
@@ -78,6 +78,7 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
         cleanup = run_cleanup(settings, engine=engine, clock=lambda: account.now)
         monthly = report_monthly(settings, engine, previous_period(account.now), lambda: account.now,
                                  progress=NullProgress())
+        send_review(settings, engine, monthly, None, lambda: account.now)
         billing_agrees, billing_detail = _check_billing(account, monthly)
         engine.dispose()
     last = outcomes[-1]

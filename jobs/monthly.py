@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,14 @@ from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
 from reconcile.errors import ConfigError
 from reconcile.invoice_sync import InvoiceSyncSummary, run_invoice_sync
+from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.progress import Progress, progress_for
+from reconcile.store import digests as sent_log
 from reconcile.store import flags as flag_store
 from reconcile.store import invoices as invoice_store
 from reconcile.store import readers
 from reports.monthly import MonthlyFiles, render_monthly
+from reports.review_mail import render_review_mail
 
 log = logging.getLogger("reconcile.monthly")
 TOP_AGENTS = 25
@@ -38,9 +41,13 @@ class MonthlyOutcome:
     invoices: InvoiceSyncSummary | None
     review: MonthlyReview
     files: MonthlyFiles
+    sent: list[str] = field(default_factory=list)
+    already_sent: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return f"monthly review of {self.review.period}: {self.review.headline}; written to {self.files.directory}"
+        mailed = f"; sent to {', '.join(self.sent)}" if self.sent else ""
+        return (f"monthly review of {self.review.period}: {self.review.headline}; written to "
+                f"{self.files.directory}{mailed}")
 
 
 def previous_period(now: dt.datetime) -> Period:
@@ -140,9 +147,41 @@ def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Cl
     return MonthlyOutcome(synced, review, files)
 
 
-def run_monthly(settings: Settings, clock: Clock, engine: Engine | None = None,
-                progress: Progress | None = None) -> MonthlyOutcome:
-    """The scheduled job: the review of the calendar month before the clock's (UTC)."""
+def run_monthly(settings: Settings, clock: Clock, engine: Engine | None = None, progress: Progress | None = None,
+                transport: Transport | None = None) -> MonthlyOutcome:
+    """The scheduled job: the review of the calendar month before the clock's (UTC), sent to finance once."""
     engine = engine or open_store(settings)
-    return report_monthly(settings, engine, previous_period(clock()), clock, progress=progress)
+    outcome = report_monthly(settings, engine, previous_period(clock()), clock, progress=progress)
+    send_review(settings, engine, outcome, transport, clock)
+    return outcome
+
+
+def send_review(settings: Settings, engine: Engine, outcome: MonthlyOutcome, transport: Transport | None,
+                clock: Clock) -> None:
+    """Mail the review to `notify.finance_recipients`, once per month and recipient (the sent log says)."""
+    recipients = list(settings.notify.finance_recipients)
+    if not recipients:
+        return
+    kind = f"monthly:{outcome.review.period}"
+    with engine.connect() as connection:
+        done = sent_log.sent_to(connection, kind)
+        run = readers.latest_complete_run(connection)
+    if run is None:
+        log.warning("no complete sync run in the store: the monthly review is not mailed")
+        return
+    outcome.already_sent = [r for r in recipients if r in done]
+    missing = [r for r in recipients if r not in done]
+    if not missing:
+        return
+    content = render_review_mail(outcome.review, str(outcome.files.directory))
+    message_id = message_id_for("monthly", str(outcome.review.period))
+    message = build_message(sender=settings.mail.from_address, to=missing, subject=content.subject,
+                            text=content.text, html=content.html, date=clock(), message_id=message_id,
+                            attachments=[Attachment(content.filename, content.csv)])
+    (transport or transport_for(settings.mail)).send(message, missing)  # DeliveryError: nothing recorded, rerun
+    with engine.begin() as connection:
+        for recipient in missing:
+            sent_log.record_sent(connection, run.id, recipient, clock(), message_id,
+                                 [str(n) for n in outcome.review.reconciliation.findings["number_id"] if n], kind)
+    outcome.sent = missing
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import dataclasses
 import datetime as dt
 import io
@@ -306,3 +308,26 @@ def test_a_number_released_before_the_listings_reach_is_looked_up_by_id(make_san
     assert rows["li_zombie"]["issue"] == "fee_after_release" and rows["li_zombie"]["number_id"] == old.id
     assert rows["li_zombie"]["phone_number"] == old.phone_number
     assert old.id not in {n.id for n in account.listing("released")}  # only the lookup by id knew it
+
+
+def test_run_monthly_reviews_last_month_and_mails_finance_once(make_sandbox, make_client, store, tmp_path):
+    from jobs.monthly import run_monthly
+    from reconcile.config import SANDBOX_API_KEY, Secret
+
+    server, _ = synced(make_sandbox, make_client, store, numbers=150)
+    base = settings_in(tmp_path)
+    settings = dataclasses.replace(
+        base, truedy=dataclasses.replace(base.truedy, base_url=server.url, api_key=Secret(SANDBOX_API_KEY)),
+        notify=dataclasses.replace(base.notify, finance_recipients=("finance@example.com",)),
+        mail=dataclasses.replace(base.mail, outbox_dir=tmp_path / "outbox"))
+    first = run_monthly(settings, clock=lambda: server.account.now, engine=store, progress=NullProgress())
+    assert first.review.period == Period(2026, 10) and first.sent == ["finance@example.com"]
+    again = run_monthly(settings, clock=lambda: server.account.now, engine=store, progress=NullProgress())
+    assert again.sent == [] and again.already_sent == ["finance@example.com"]
+    (message,) = (tmp_path / "outbox").glob("*.eml")
+    text = message.read_text(encoding="utf-8")
+    parsed = email.message_from_string(text, policy=email.policy.default)
+    assert parsed["Subject"] == f"Truedy invoice review 2026-10: {first.review.headline}"
+    (attachment,) = parsed.iter_attachments()
+    assert attachment.get_content().encode() == first.files.reconciliation_csv.read_bytes()
+    assert SANDBOX_API_KEY not in text

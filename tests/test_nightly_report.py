@@ -185,4 +185,7 @@ def test_the_demo_agrees_with_the_sandbox_ground_truth(tmp_path):
     assert last.files.html.exists() and last.summary.previous_as_of is not None
     assert len(last.summary.trend["run_id"].unique()) == 3
     outbox = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
-    assert len(outbox) == len(result.cleanup.sent) > 1 and not result.cleanup.failed
+    assert len(outbox) == len(result.cleanup.sent) + 1 > 2 and not result.cleanup.failed
+    assert result.monthly.sent == ["finance@example.com"]
+    review = [p for p in outbox if "Truedy invoice review 2026-10" in p.read_text(encoding="utf-8")]
+    assert len(review) == 1 and "reconciliation-2026-10.csv" in review[0].read_text(encoding="utf-8")

@@ -15,6 +15,11 @@ def already_sent(connection: Connection, run_id: int, kind: str = "cleanup") -> 
     return set(connection.execute(query).scalars())
 
 
+def sent_to(connection: Connection, kind: str) -> set[str]:
+    """Everyone a message of `kind` went to, whatever the run (e.g. one review per month)."""
+    return set(connection.execute(select(sent_digests.c.recipient).where(sent_digests.c.kind == kind)).scalars())
+
+
 def previous_numbers(connection: Connection, before_run: int, kind: str = "cleanup") -> dict[str, set[str]]:
     """Per recipient, the numbers of their newest digest from an earlier run."""
     newest = (select(sent_digests.c.recipient, func.max(sent_digests.c.run_id).label("run_id"))

@@ -1,0 +1,33 @@
+"""The message finance gets with the monthly review: the verdict, the figures, the findings CSV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconcile.analysis.invoices import FINDING_COLUMNS
+from reconcile.analysis.monthly import MonthlyReview
+from reconcile.money import format_amount
+from reports.csvfile import frame_csv_bytes
+from reports.environment import environment
+
+
+@dataclass(frozen=True)
+class ReviewMail:
+    subject: str
+    text: str
+    html: str
+    csv: bytes
+    filename: str
+
+
+def render_review_mail(review: MonthlyReview, folder: str) -> ReviewMail:
+    """Counts and amounts only in the subject: nothing from customer text reaches a header."""
+    context = {"r": review, "rec": review.reconciliation, "folder": folder, "money": format_amount}
+    env = environment()
+    return ReviewMail(
+        subject=f"Truedy invoice review {review.period}: {review.headline}",
+        text=env.get_template("review.txt.j2").render(**context),
+        html=env.get_template("review.html.j2").render(**context),
+        csv=frame_csv_bytes(review.reconciliation.findings, FINDING_COLUMNS),
+        filename=f"reconciliation-{review.period}.csv",
+    )
