@@ -1,8 +1,17 @@
-"""`make bench`: the job at scale against a sandbox in its own process; one table, also JSON in var/bench/.
+"""`make bench`: the job at scale against a sandbox in its own process, beside its floors.
 
-Scenarios so far: the client's listing (no latency and 20 ms), a first and an
-incremental sync (SQLite, and PostgreSQL with --postgres-url), and the nightly report.
-The floors and ratios of issue 8 are still to come.
+One table on stdout, and the same figures as JSON in var/bench/. Every job figure is
+measured in a fresh interpreter (peak RSS is that process's), beside its floor from the
+same run on the same sandbox:
+
+- sync_full / sync_incremental: floor = fetch_floor (every page the sync reads, decoded
+  and dropped) + insert_floor (the rows that sync wrote, bulk-inserted into an empty
+  store of the same engine: executemany on SQLite, COPY on PostgreSQL).
+- sync_throttled: the sandbox at its contract rate limit (20/s) with 20 ms latency, on a
+  20,000-number account; floor = requests / 20 per second.
+- report_nightly, report_monthly: no floor (targets: under 10 s and 500 MB).
+
+`--postgres-url` adds PostgreSQL beside SQLite. Nothing here is part of `make test`.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
@@ -18,9 +28,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.harness import ROOT, SandboxProcess, run_child
+from reconcile.clock import format_timestamp, parse_timestamp
 from reconcile.store.database import open_engine, upgrade
 
 OUT = ROOT / "var" / "bench"
+RATE_LIMIT = 20
+SLICES = 8          # as the default config: call slices = truedy.max_concurrency
+BACKFILL_DAYS = 90  # sync.calls_backfill_days
+OVERLAP_MIN = 120   # sync.calls_overlap_minutes
 
 
 def fresh_store(kind: str, postgres_url: str | None) -> tuple[str, Any]:
@@ -51,50 +66,140 @@ def fresh_store(kind: str, postgres_url: str | None) -> tuple[str, Any]:
     return url, cleanup
 
 
+class Bench:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+
+    def record(self, scenario: str, engine: str, result: dict[str, Any], floor_s: float | None = None,
+               floor_note: str = "") -> dict[str, Any]:
+        row = {"scenario": scenario, "engine": engine, **result}
+        if floor_s:
+            row["floor_s"] = round(floor_s, 2)
+            row["ratio"] = round(result["wall_s"] / floor_s, 2)
+            row["floor"] = floor_note
+        self.rows.append(row)
+        shown = {k: v for k, v in row.items() if k not in ("scenario", "engine")}
+        print(f"[{time.monotonic() - self.started:6.0f} s] {scenario} {engine}: {json.dumps(shown)}", flush=True)
+        return row
+
+
+def clock_of(sandbox: SandboxProcess) -> str:
+    return httpx.get(sandbox.url + "/_sandbox/clock", headers=sandbox.headers, timeout=30).json()["now"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--numbers", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--agents", type=int, default=3_000)
+    parser.add_argument("--throttled-numbers", type=int, default=20_000)
     parser.add_argument("--postgres-url", default=None, help="also measure the store on this PostgreSQL")
+    parser.add_argument("--keep", action="store_true", help="keep the 100k stores (to profile against them)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-
-    def record(name: str, result: dict[str, Any]) -> None:
-        rows.append({"scenario": name, **result})
-        print(f"{name:<28} " + "  ".join(f"{k}={v}" for k, v in result.items()), flush=True)
-
+    bench = Bench()
     engines = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
-    sandbox = SandboxProcess(args.numbers, args.calls, agents=args.agents)
     cleanups = []
+    print(f"starting a sandbox of {args.numbers:,} numbers, {args.agents:,} agents, {args.calls:,} calls ...", flush=True)
+    sandbox = SandboxProcess(args.numbers, args.calls, agents=args.agents)
     try:
-        for latency_ms in (0, 20):
-            sandbox.faults(latency_s=latency_ms / 1000, rate_limit=0)
-            record(f"list_numbers {latency_ms}ms", run_child("list_numbers", url=sandbox.url))
         sandbox.faults(latency_s=0, rate_limit=0)
-        stores = {}
+        stores, floors = {}, {}
         for kind in engines:
-            url, cleanup = fresh_store(kind, args.postgres_url)
-            cleanups.append(cleanup)
-            stores[kind] = url
-        clock = httpx.get(sandbox.url + "/_sandbox/clock", headers=sandbox.headers).json()["now"]
+            stores[kind], cleanup = fresh_store(kind, args.postgres_url)
+            floors[kind], floor_cleanup = fresh_store(kind, args.postgres_url)
+            cleanups += [floor_cleanup] if args.keep else [cleanup, floor_cleanup]
+            if args.keep:
+                print(f"keeping the {kind} store: {make_url(stores[kind]).render_as_string()}", flush=True)
+
+        first = clock_of(sandbox)
+        after = format_timestamp(parse_timestamp(first) - dt.timedelta(days=BACKFILL_DAYS))
+        fetch = bench.record("fetch_floor", "-", run_child("fetch_floor", url=sandbox.url, after=after, before=first,
+                                                           slices=SLICES))
         for kind, url in stores.items():
-            record(f"sync_full {kind}", run_child("sync", url=sandbox.url, database_url=url, as_of=clock))
+            sync = run_child("sync", url=sandbox.url, database_url=url, as_of=first, slices=SLICES)
+            insert = bench.record("insert_floor", kind, run_child("insert_floor", source_url=url,
+                                                                  target_url=floors[kind], run_id=sync["run_id"]))
+            bench.record("sync_full", kind, sync, fetch["wall_s"] + insert["wall_s"], "fetch + insert")
+
         sandbox.advance(1)
-        clock = httpx.get(sandbox.url + "/_sandbox/clock", headers=sandbox.headers).json()["now"]
+        second = clock_of(sandbox)
+        after = format_timestamp(parse_timestamp(first) - dt.timedelta(minutes=OVERLAP_MIN))
+        fetch = bench.record("fetch_floor", "-", run_child("fetch_floor", url=sandbox.url, after=after, before=second,
+                                                           slices=SLICES))
         for kind, url in stores.items():
-            record(f"sync_incremental {kind}", run_child("sync", url=sandbox.url, database_url=url, as_of=clock))
+            sync = run_child("sync", url=sandbox.url, database_url=url, as_of=second, slices=SLICES)
+            insert = bench.record("insert_floor", kind, run_child("insert_floor", source_url=url,
+                                                                  target_url=floors[kind], run_id=sync["run_id"]))
+            bench.record("sync_incremental", kind, sync, fetch["wall_s"] + insert["wall_s"], "fetch + insert")
+
         for kind, url in stores.items():
-            record(f"report_nightly {kind}", run_child("report_nightly", database_url=url,
-                                                       out=str(OUT / f"nightly-{kind}")))
+            bench.record("report_nightly", kind, run_child("report_nightly", database_url=url,
+                                                           out=str(OUT / f"nightly-{kind}")))
+            bench.record("sync_invoices", kind, run_child("sync_invoices", url=sandbox.url, database_url=url,
+                                                          as_of=second))
+            bench.record("report_monthly", kind, run_child("report_monthly", database_url=url, as_of=second,
+                                                           out=str(OUT / f"monthly-{kind}")))
     finally:
         sandbox.stop()
+
+    print(f"starting a sandbox of {args.throttled_numbers:,} numbers at {RATE_LIMIT} requests/s and 20 ms ...",
+          flush=True)
+    throttled = SandboxProcess(args.throttled_numbers, args.throttled_numbers * 10, seed=8)
+    try:
+        throttled.faults(latency_s=0.02, rate_limit=RATE_LIMIT)
+        url, cleanup = fresh_store("sqlite", None)
+        cleanups.append(cleanup)
+        result = run_child("sync", url=throttled.url, database_url=url, as_of=clock_of(throttled), slices=SLICES)
+        result["http_429_share"] = round(result["http_429"] / max(result["requests"], 1), 4)
+        bench.record("sync_throttled", "sqlite", result, result["requests"] / RATE_LIMIT, f"requests / {RATE_LIMIT} per s")
+    finally:
+        throttled.stop()
         for cleanup in cleanups:
             cleanup()
+
+    table = format_table(bench.rows)
+    print()
+    print(table)
     path = OUT / f"bench-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(rows, indent=2))
-    print(f"written {path}")
+    path.write_text(json.dumps({"args": vars(args), "total_s": round(time.monotonic() - bench.started),
+                                "rows": bench.rows}, indent=2))
+    print(f"\n{len(bench.rows)} measurements in {time.monotonic() - bench.started:.0f} s; written {path}")
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = ["scenario", "engine", "wall s", "floor s", "ratio", "requests", "records/s", "peak MB", "db MB", "notes"]
+    lines = []
+    for row in rows:
+        if row["scenario"] in ("fetch_floor", "insert_floor"):
+            continue
+        records = row.get("calls_added", 0) + row.get("numbers", 0) if row["scenario"].startswith("sync_") else 0
+        if row["scenario"] == "sync_invoices":
+            records = row.get("lines", 0)
+        notes = []
+        if "http_429" in row and row["scenario"] == "sync_throttled":
+            notes.append(f"429s {row['http_429']} ({row['http_429_share']:.2%})")
+        if "output_mb" in row:
+            notes.append(", ".join(f"{k} {v} MB" for k, v in row["output_mb"].items()))
+        if "flagged" in row:
+            notes.append(f"{row['flagged']:,} flagged")
+        if "findings" in row:
+            notes.append(f"{row['findings']} findings, {row['focus_rows']:,} FOCUS rows")
+        lines.append([row["scenario"], row["engine"], f"{row['wall_s']:.1f}", f"{row['floor_s']:.1f}" if "floor_s" in row else "",
+                      f"{row['ratio']:.2f}" if "ratio" in row else "", str(row.get("requests", "")),
+                      f"{records / row['wall_s']:,.0f}" if records and row["wall_s"] else "",
+                      f"{row['peak_rss_mb']:.0f}", str(row.get("db_mb", "")), "; ".join(notes)])
+    floors = [r for r in rows if r["scenario"] in ("fetch_floor", "insert_floor")]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)] if lines else []
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    out.append("")
+    out.append("floors: " + "; ".join(
+        f"{r['scenario']} {r['engine']} {r['wall_s']:.1f} s ({r.get('requests', r.get('rows'))} "
+        f"{'requests' if 'requests' in r else 'rows'})" for r in floors))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

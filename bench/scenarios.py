@@ -1,6 +1,9 @@
 """Single measured runs, each in its own process: `python -m bench.scenarios NAME PARAMS_JSON`.
 
 Each prints one JSON object: wall time, peak RSS of this process, and its counts.
+The floors (`fetch_floor`, `insert_floor`) do the least the job could do: read every
+page it needs and throw the records away; insert the rows a sync wrote, in bulk,
+with the engine's fastest path and nothing else.
 """
 
 from __future__ import annotations
@@ -78,11 +81,146 @@ def sync(params: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         summary = run_sync(client, engine, clock=lambda: as_of, options=SyncOptions(call_slices=params.get("slices", 4)))
         wall = time.perf_counter() - started
+        http_429, retries = client.stats.by_status[429], client.stats.retries
     engine.dispose()
     return {"wall_s": round(wall, 2), "requests": summary.requests, "numbers": summary.numbers_seen,
             "versions_opened": summary.versions_opened, "versions_closed": summary.versions_closed,
-            "calls_added": summary.calls_added, "peak_rss_mb": peak_rss_mb(),
-            "db_mb": database_size_mb(params["database_url"])}
+            "calls_added": summary.calls_added, "run_id": summary.run_id, "http_429": http_429, "retries": retries,
+            "peak_rss_mb": peak_rss_mb(), "db_mb": database_size_mb(params["database_url"])}
+
+
+@scenario
+def fetch_floor(params: dict[str, Any]) -> dict[str, Any]:
+    """Every page a sync reads (agents, both number listings, the calls window in slices), decoded and dropped."""
+    import threading
+
+    from reconcile.clock import format_timestamp, parse_timestamp
+    from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator
+
+    after, before = parse_timestamp(params["after"]), parse_timestamp(params["before"])
+    slices = params.get("slices", 4)
+    records = 0
+    with client_for(params) as client:
+        started = time.perf_counter()
+        for path, query in (("agents", None), ("telephony/numbers", None), ("telephony/numbers", {"status": "released"})):
+            for page in client.paginate(path, PageNumberPaginator(client.page_size, query)):
+                records += len(page)
+        span = (before - after) / slices
+        counts = [0] * slices
+
+        def read(i: int) -> None:
+            window = {"started_after": format_timestamp(after + span * i),
+                      "started_before": format_timestamp(after + span * (i + 1) if i < slices - 1 else before)}
+            for page in client.paginate("calls", CursorPaginator(client.calls_page_size, window)):
+                counts[i] += len(page)
+
+        threads = [threading.Thread(target=read, args=(i,)) for i in range(slices)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        return {"wall_s": round(wall, 2), "records": records + sum(counts), "calls": sum(counts),
+                "requests": client.stats.requests, "peak_rss_mb": peak_rss_mb()}
+
+
+INSERTED = {  # table -> the column that says which run wrote the row
+    "agent_versions": "valid_from_run", "number_versions": "valid_from_run", "calls": "sync_run_id"}
+
+
+@scenario
+def insert_floor(params: dict[str, Any]) -> dict[str, Any]:
+    """The rows sync run `run_id` wrote in `source_url`, inserted in bulk into `target_url` (same engine kind)."""
+    from sqlalchemy.engine import make_url
+
+    from reconcile.store.database import open_engine
+
+    source, target = open_engine(params["source_url"]), open_engine(params["target_url"])
+    run_id = params["run_id"]
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+    with source.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        cursor = raw.cursor()
+        for table, column in INSERTED.items():
+            cursor.execute(f"SELECT * FROM {table} WHERE {column} = {int(run_id)}")
+            rows[table] = ([d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()])
+        cursor.execute("SELECT * FROM sync_runs")
+        runs = ([d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()])
+    postgres = make_url(params["target_url"]).get_backend_name() == "postgresql"
+    with target.begin() as connection:  # the run rows the foreign keys need: not timed
+        cursor = connection.connection.dbapi_connection.cursor()
+        cursor.execute("SELECT id FROM sync_runs")
+        have = {r[0] for r in cursor.fetchall()}
+        missing = [r for r in runs[1] if r[0] not in have]
+        (_copy if postgres else _executemany)(cursor, "sync_runs", runs[0], missing)
+    count = sum(len(body) for _, body in rows.values())
+    started = time.perf_counter()
+    with target.begin() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()
+        for table, (columns, body) in rows.items():
+            if postgres:
+                _copy(cursor, table, columns, body)
+            else:
+                _executemany(cursor, table, columns, body)
+    wall = time.perf_counter() - started
+    source.dispose()
+    target.dispose()
+    return {"wall_s": round(wall, 2), "rows": count, "method": "COPY" if postgres else "executemany",
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def _executemany(cursor: Any, table: str, columns: list[str], body: list[tuple[Any, ...]]) -> None:
+    cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})", body)
+
+
+def _copy(cursor: Any, table: str, columns: list[str], body: list[tuple[Any, ...]]) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in body:
+            copy.write_row(row)
+
+
+@scenario
+def sync_invoices(params: dict[str, Any]) -> dict[str, Any]:
+    """The monthly job's invoice sync for the month before the sandbox's clock."""
+    from jobs.monthly import previous_period
+    from reconcile.clock import parse_timestamp
+    from reconcile.invoice_sync import run_invoice_sync
+    from reconcile.store.database import open_engine
+
+    engine = open_engine(params["database_url"])
+    as_of = parse_timestamp(params["as_of"])
+    with client_for(params) as client:
+        started = time.perf_counter()
+        summary = run_invoice_sync(client, engine, (previous_period(as_of),), clock=lambda: as_of)
+        wall = time.perf_counter() - started
+        requests = client.stats.requests
+    engine.dispose()
+    return {"wall_s": round(wall, 2), "requests": requests, "invoices": summary.invoices_listed,
+            "lines": summary.lines_read, "peak_rss_mb": peak_rss_mb()}
+
+
+@scenario
+def report_monthly(params: dict[str, Any]) -> dict[str, Any]:
+    """The monthly review of the month before `as_of`, from the store (invoices already synced)."""
+    from pathlib import Path
+
+    from jobs.monthly import previous_period
+    from jobs.monthly import report_monthly as render
+    from reconcile.clock import parse_timestamp
+    from reconcile.config import load_settings
+    from reconcile.store.database import open_engine
+
+    engine = open_engine(params["database_url"])
+    as_of = parse_timestamp(params["as_of"])
+    started = time.perf_counter()
+    outcome = render(load_settings(environ={}), engine, previous_period(as_of), lambda: as_of, Path(params["out"]),
+                     fetch=False)
+    wall = time.perf_counter() - started
+    engine.dispose()
+    files = outcome.files
+    sizes = {p.name: round(p.stat().st_size / 2**20, 2) for p in (files.html, files.reconciliation_csv, files.focus_csv)}
+    return {"wall_s": round(wall, 2), "findings": len(outcome.review.reconciliation.findings),
+            "focus_rows": len(outcome.review.focus), "peak_rss_mb": peak_rss_mb(), "output_mb": sizes}
 
 
 @scenario
