@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo run test lint bench clean
+.PHONY: setup demo run test lint bench profile clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# One bench scenario under pyinstrument, e.g.
+#   make profile SCENARIO=report_nightly PARAMS='{"database_url": "sqlite:///var/bench/x.db", "out": "var/bench/p"}'
+profile: setup
+	$(BIN)/pyinstrument -m bench.scenarios $(SCENARIO) '$(PARAMS)'
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

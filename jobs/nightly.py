@@ -98,12 +98,13 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
     with engine.connect() as connection:
         complete = [r for r in readers.runs(connection, limit=TREND_RUNS + 50, status="complete") if r.id <= run.id]
         previous_run = readers.previous_complete_run(connection, run.id)
-        previous_inventory = readers.inventory_as_of(connection, previous_run.id) if previous_run else None
+        previous_inventory = readers.changed_since(connection, previous_run.id, run.id) if previous_run else None
         events = flag_store.streak_events(connection, run.id)
         trend = _trend(connection, [r.id for r in complete[:TREND_RUNS]])
         issues = readers.issues_for_run(connection, run.id)
         realised = flag_store.realised_savings(connection, until_run=run.id)
-    changes = changes_between(previous_inventory, evaluation.inventory, events, run.id)
+    changes = changes_between(previous_inventory, evaluation.inventory, events, run.id,
+                              previous_run.id if previous_run else None)
     summary = summarise(evaluation.result, run.id, previous_run.as_of if previous_run else None, changes,
                         evaluation.agents, issues, trend, realised)
     return summary, evaluation.result

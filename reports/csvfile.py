@@ -80,8 +80,23 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
         return column.astype(str).tolist()
     values = column.tolist()  # plain Python objects: iterating a pandas array value by value is slow
     if currencies is None:
-        return [cell(value) for value in values]
-    return [cell(value, currency) for value, currency in zip(values, currencies, strict=True)]
+        currencies = [None] * len(values)
+    out: list[str] = []
+    amounts: dict[tuple[Decimal, str | None], str] = {}  # prices repeat: format each once
+    for value, currency in zip(values, currencies, strict=True):
+        kind = type(value)
+        if kind is str:
+            out.append(neutralise(value) if value.startswith(FORMULA_START) else value)
+        elif kind is Decimal:
+            text = amounts.get((value, currency))
+            if text is None:
+                text = amounts[(value, currency)] = format_amount(value, currency)
+            out.append(text)
+        elif value is None:
+            out.append("")
+        else:
+            out.append(cell(value, currency))
+    return out
 
 
 def frame_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:

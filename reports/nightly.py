@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,14 +37,39 @@ def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: d
     with report_folder(out_dir, "nightly report"):
         files = NightlyFiles(out_dir, out_dir / "nightly.html", out_dir / "flagged.csv", out_dir / "inventory.csv")
         flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
-        flagged_rows = list(frame_rows(result.flagged[flagged_columns]))
         atomic(files.flagged_csv, lambda p: write_frame_csv(p, result.flagged, flagged_columns))
         atomic(files.inventory_csv, lambda p: write_frame_csv(p, result.inventory, INVENTORY_COLUMNS))
         html = environment().get_template("nightly.html.j2").render(
-            s=summary, flagged=flagged_rows, charts=_charts(summary.trend), settings=settings_view,
+            s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
+            charts=_charts(summary.trend), settings=settings_view,
             money=format_amount, ts=format_timestamp, changes=_change_rows(summary))
         atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
     return files
+
+
+def flagged_json(flagged: pd.DataFrame) -> str:
+    """The flagged rows as a JSON array of arrays, safe inside a <script> element.
+
+    Per row: phone, number id, label, flag, reason, action, saving (text), saving (number,
+    for sorting; -1 when unknown), carrier estimate (0/1), currency, idle days, flagged
+    since (date), agent, country. Built column by column: 20,000 rows in well under a second.
+    """
+    def text(name: str) -> list[str]:
+        return [value if isinstance(value, str) else "" for value in flagged[name].tolist()]
+
+    savings, currencies = flagged["monthly_savings"].tolist(), text("currency")
+    since = [format_timestamp(v)[:10] if isinstance(v, dt.datetime) else "" for v in flagged["first_flagged_at"].tolist()]
+    agents = [a or b for a, b in zip(text("inbound_agent_id"), text("outbound_agent_id"), strict=True)]
+    rows = list(zip(
+        text("phone_number"), text("number_id"), text("label"), text("flag"), text("reason"), text("recommended_action"),
+        [format_amount(s, c) if isinstance(s, Decimal) else "" for s, c in zip(savings, currencies, strict=True)],
+        [float(s) if isinstance(s, Decimal) else -1 for s in savings],
+        [1 if basis == "carrier_estimate" else 0 for basis in text("savings_basis")],
+        currencies, [int(v) if pd.notna(v) else -1 for v in flagged["idle_days"].tolist()], since, agents,
+        text("country_code"), strict=True))
+    body = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    # inside <script>, "</script>" or "<!--" in customer text must not end or confuse the element
+    return body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _charts(trend: pd.DataFrame) -> list[str]:

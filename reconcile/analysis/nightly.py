@@ -72,15 +72,21 @@ class NightlySummary:
 
 
 def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events: pd.DataFrame,
-                    run_id: int) -> Changes:
-    """What moved between two inventories (all statuses) and which flag streaks began or ended at `run_id`."""
+                    run_id: int, previous_run_id: int | None = None) -> Changes:
+    """What moved since the previous run, and which flag streaks began or ended at `run_id`.
+
+    `current` is the inventory at `run_id` (all statuses); `previous` holds the previous
+    run's versions of at least every number whose version changed since (the whole
+    previous inventory works too, it is just more to read). A number whose version was
+    opened after the previous run and that had no version then was bought.
+    """
     live = current[current["status"].isin(["active", "pending"])]
-    if previous is None:
+    if previous is None or previous_run_id is None:
         bought, released, reassigned = live, current.iloc[0:0], current.iloc[0:0]
     else:
         before = previous.set_index("number_id")
         was_live = before.index[before["status"].isin(["active", "pending"])]
-        bought = live[~live["number_id"].isin(before.index)]
+        bought = live[(live["valid_from_run"] > previous_run_id) & ~live["number_id"].isin(before.index)]
         released = previous[previous["number_id"].isin(was_live) & ~previous["number_id"].isin(live["number_id"])]
         both = live[live["number_id"].isin(was_live)].set_index("number_id")
         old = before.loc[both.index]

@@ -97,6 +97,12 @@ def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ..
     return _table_frame(connection, number_versions, where, number_versions.c.number_id)
 
 
+def changed_since(connection: Connection, previous_run_id: int, run_id: int) -> pd.DataFrame:
+    """The versions open at `previous_run_id` that runs up to `run_id` closed: the numbers that changed."""
+    where = and_(_open_at(number_versions, previous_run_id), number_versions.c.valid_to_run <= run_id)
+    return _table_frame(connection, number_versions, where, number_versions.c.number_id)
+
+
 def agents_as_of(connection: Connection, run_id: int) -> pd.DataFrame:
     frame = _frame(connection, select(agent_versions).where(_open_at(agent_versions, run_id))
                    .order_by(agent_versions.c.agent_id))
@@ -122,17 +128,21 @@ def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.
     """Per number: the start of its last call, in any direction and per direction."""
     inbound = case((calls.c.direction == "inbound", calls.c.started_at))
     outbound = case((calls.c.direction == "outbound", calls.c.started_at))
+    raw = UTCDateTime.impl  # decoded once per column below, not per value
     query = (
         select(calls.c.number_id,
-               func.max(calls.c.started_at, type_=UTCDateTime).label("last_call_at"),
-               func.max(inbound, type_=UTCDateTime).label("last_inbound_at"),
-               func.max(outbound, type_=UTCDateTime).label("last_outbound_at"))
+               type_coerce(func.max(calls.c.started_at), raw).label("last_call_at"),
+               type_coerce(func.max(inbound), raw).label("last_inbound_at"),
+               type_coerce(func.max(outbound), raw).label("last_outbound_at"))
         .where(calls.c.number_id.is_not(None))
         .group_by(calls.c.number_id)
     )
     if before is not None:
         query = query.where(calls.c.started_at <= before)
-    return _frame(connection, query)
+    frame = _frame(connection, query)
+    for name in ("last_call_at", "last_inbound_at", "last_outbound_at"):
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    return frame
 
 
 def issues_for_run(connection: Connection, run_id: int) -> pd.DataFrame:
