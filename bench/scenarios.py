@@ -142,7 +142,7 @@ def insert_floor(params: dict[str, Any]) -> dict[str, Any]:
         raw = connection.connection.dbapi_connection
         cursor = raw.cursor()
         for table, column in INSERTED.items():
-            cursor.execute(f"SELECT * FROM {table} WHERE {column} = {int(run_id)}")
+            cursor.execute(f"SELECT * FROM {table} WHERE {column} = {int(run_id)}")  # noqa: S608 - names from INSERTED
             rows[table] = ([d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()])
         cursor.execute("SELECT * FROM sync_runs")
         runs = ([d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()])
@@ -170,7 +170,8 @@ def insert_floor(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _executemany(cursor: Any, table: str, columns: list[str], body: list[tuple[Any, ...]]) -> None:
-    cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})", body)
+    marks = ', '.join(['?'] * len(columns))
+    cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", body)  # noqa: S608 - our tables
 
 
 def _copy(cursor: Any, table: str, columns: list[str], body: list[tuple[Any, ...]]) -> None:

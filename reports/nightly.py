@@ -17,7 +17,7 @@ from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
 from reports.charts import line_chart
-from reports.csvfile import frame_rows, write_frame_csv
+from reports.csvfile import write_frame_csv
 from reports.environment import environment
 from reports.output import atomic, report_folder
 

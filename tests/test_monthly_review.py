@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import email
-import email.policy
 import dataclasses
 import datetime as dt
+import email
+import email.policy
 import io
 import json
 import re

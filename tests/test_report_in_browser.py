@@ -70,8 +70,8 @@ def test_a_big_flagged_table_shows_one_page_and_holds_every_row(make_sandbox, ma
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_monthly_review_renders_in_chromium_with_every_finding(make_sandbox, make_client, store, tmp_path):
-    from tests.test_monthly_review import review, synced
     from reconcile.analysis.billing import Period
+    from tests.test_monthly_review import review, synced
 
     server, client = synced(make_sandbox, make_client, store)
     outcome = review(server, client, store, tmp_path, Period(2026, 10))
