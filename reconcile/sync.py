@@ -121,19 +121,22 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     issues += agents.issues
     progress.advance(len(agents.records))
 
-    progress.phase("numbers")
-    live = client.list_numbers()
-    progress.advance(len(live.records))
-    released = client.list_numbers("released")
-    progress.advance(len(released.records))
-    issues += live.issues + released.issues
-    summary.listing_passes = live.passes + released.passes
-    numbers = merge_number_listings(live.records, released.records)
-    seen = set(numbers) | {issue.record_id for issue in live.issues + released.issues}
-
     with engine.connect() as connection:
         open_numbers = writer.open_versions(connection, number_versions, "number_id")
         open_agents = writer.open_versions(connection, agent_versions, "agent_id")
+    known = {key: value[3] for key, value in open_numbers.items() if value[3]}
+
+    progress.phase("numbers")
+    live = client.list_numbers(known=known)
+    progress.advance(len(live.records) + len(live.unchanged))
+    released = client.list_numbers("released", known=known)
+    progress.advance(len(released.records) + len(released.unchanged))
+    issues += live.issues + released.issues
+    summary.listing_passes = live.passes + released.passes
+    numbers = merge_number_listings(live.records, released.records)
+    fingerprints = {**live.fingerprints, **released.fingerprints}
+    unchanged = (live.unchanged | released.unchanged) - set(numbers)  # served exactly as stored
+    seen = set(numbers) | unchanged | {issue.record_id for issue in live.issues + released.issues}
 
     to_confirm = numbers_to_confirm({key: value[2] for key, value in open_numbers.items()}, seen)
     gone: set[str] = set()
@@ -147,12 +150,19 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
             else:
                 gone.add(number_id)
             progress.advance()
-    summary.numbers_seen = len(numbers)
+    summary.numbers_seen = len(numbers) + len(unchanged)
     summary.agents_seen = len(agents.records)
     summary.numbers_confirmed_gone = len(gone)
 
-    number_plan = plan_versions({k: v[:2] for k, v in open_numbers.items()},
-                                {n.id: number_row(n) for n in numbers.values()}, gone)
+    rows = {}
+    for number in numbers.values():
+        row = number_row(number)
+        row["source_hash"] = fingerprints.get(number.id)
+        rows[number.id] = row
+    rehashed = [(open_numbers[key][0], row["source_hash"]) for key, row in rows.items()
+                if key in open_numbers and open_numbers[key][1] == row["row_hash"]
+                and row["source_hash"] and open_numbers[key][3] != row["source_hash"]]
+    number_plan = plan_versions({k: v[:2] for k, v in open_numbers.items()}, rows, gone)
     agent_rows = {a.id: agent_row(a) for a in agents.records}
     agents_gone = set() if agents.drift else set(open_agents) - set(agent_rows) - {i.record_id for i in agents.issues}
     agent_plan = plan_versions({k: v[:2] for k, v in open_agents.items()}, agent_rows, agents_gone)
@@ -160,6 +170,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     with engine.begin() as connection:
         writer.apply_plan(connection, agent_versions, agent_plan, run_id)
         writer.apply_plan(connection, number_versions, number_plan, run_id)
+        writer.set_source_hashes(connection, number_versions, rehashed)
         summary.versions_opened = len(number_plan.to_open) + len(agent_plan.to_open)
         summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
 

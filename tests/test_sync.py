@@ -306,3 +306,35 @@ def test_the_cli_sync_prints_one_summary_line(make_sandbox, store, database_url)
     assert result.stdout.startswith("sync run 1 complete") and len(result.stdout.strip().splitlines()) == 1
     with store.connect() as c:
         assert c.execute(select(func.count()).select_from(number_versions)).scalar() > 0
+
+
+def test_records_served_as_stored_are_not_parsed_again_and_a_new_field_changes_nothing(
+        make_sandbox, make_client, store, monkeypatch):
+    import reconcile.truedy.client as client_module
+
+    server = make_sandbox(numbers=200)
+    account = server.account
+    sync(server, store, make_client)
+    parsed: list[str] = []
+    real_parse = client_module.parse_number
+
+    def counting_parse(raw):
+        parsed.append(raw.get("id"))
+        return real_parse(raw)
+
+    monkeypatch.setattr(client_module, "parse_number", counting_parse)
+    before = store_state(store)
+    again = sync(server, store, make_client)
+    assert parsed == [] and again.versions_opened == again.versions_closed == 0
+    assert again.numbers_seen == len({n for n, _ in before["open_numbers"]})
+
+    relabelled, extended = [n for n in account.numbers if n.status == "active"][:2]
+    relabelled.label = "renamed by a person"
+    relabelled.touch()
+    extended._json = {**extended.to_json(), "region": "new field the contract allows"}
+    third = sync(server, store, make_client)
+    assert sorted(set(parsed)) == sorted([relabelled.id, extended.id]), parsed  # only the two served differently
+    assert third.versions_opened == third.versions_closed == 1     # the label; an unknown field is no change
+    parsed.clear()
+    sync(server, store, make_client)
+    assert parsed == [], "the new field's record is recognised from then on"

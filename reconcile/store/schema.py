@@ -63,6 +63,9 @@ number_versions = Table(
     Column("row_hash", String(32), nullable=False),
     Column("valid_from_run", Integer, ForeignKey("sync_runs.id"), nullable=False),
     Column("valid_to_run", Integer, ForeignKey("sync_runs.id")),
+    # the API's record as served (any field, any order): equal means unchanged, so the
+    # next sync need not parse it again; NULL when unknown (then the record is parsed)
+    Column("source_hash", String(32)),
 )
 Index("ix_number_versions_number", number_versions.c.number_id, number_versions.c.valid_from_run)
 Index("ix_number_versions_open", number_versions.c.valid_to_run)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, null, select, update
 
+from reconcile.money import to_nanos
 from reconcile.store.schema import calls, data_issues, sync_runs, sync_state
 from reconcile.store.snapshot import VersionPlan
+from reconcile.store.types import Money, UTCDateTime
 from reconcile.truedy.records import DataIssue
 
 CHUNK = 900  # ids per IN (...) clause, under every engine's parameter limit
@@ -47,10 +49,19 @@ def fail_run(engine: Engine, run_id: int, finished_at: dt.datetime, error: str) 
         )
 
 
-def open_versions(connection: Connection, table: Table, key: str) -> dict[str, tuple[int, str, str]]:
-    """key -> (version id, row hash, status) of every open version."""
-    query = select(table.c[key], table.c.version_id, table.c.row_hash, table.c.status).where(table.c.valid_to_run.is_(None))
-    return {row[0]: (row[1], row[2], row[3]) for row in connection.execute(query)}
+def open_versions(connection: Connection, table: Table, key: str) -> dict[str, tuple[int, str, str, str | None]]:
+    """key -> (version id, row hash, status, source hash or None) of every open version."""
+    source = table.c.source_hash if "source_hash" in table.c else null()
+    query = (select(table.c[key], table.c.version_id, table.c.row_hash, table.c.status, source)
+             .where(table.c.valid_to_run.is_(None)))
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in connection.execute(query)}
+
+
+def set_source_hashes(connection: Connection, table: Table, hashes: Sequence[tuple[int, str]]) -> None:
+    """Record what an unchanged version's record now looks like upstream (e.g. a field was added)."""
+    if hashes:
+        connection.execute(update(table).where(table.c.version_id == bindparam("vid"))
+                           .values(source_hash=bindparam("hash")), [{"vid": v, "hash": h} for v, h in hashes])
 
 
 def apply_plan(connection: Connection, table: Table, plan: VersionPlan, run_id: int) -> None:
@@ -58,9 +69,55 @@ def apply_plan(connection: Connection, table: Table, plan: VersionPlan, run_id: 
         chunk = plan.to_close[start:start + CHUNK]
         connection.execute(update(table).where(table.c.version_id.in_(chunk)).values(valid_to_run=run_id))
     if plan.to_open:
-        rows = [{**row, "valid_from_run": run_id, "valid_to_run": None} for row in plan.to_open]
-        for start in range(0, len(rows), 5000):
-            connection.execute(insert(table), rows[start:start + 5000])
+        bulk_insert(connection, table, [{**row, "valid_from_run": run_id, "valid_to_run": None} for row in plan.to_open])
+
+
+def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
+    """How one column's Python value becomes what the driver stores, without SQLAlchemy per value.
+
+    The same values SQLAlchemy's own binding would write: money as integer nanos, UTC
+    times as naive UTC (on SQLite, the text form SQLAlchemy uses, so comparisons agree).
+    """
+    if isinstance(column_type, Money):
+        return lambda v: None if v is None else to_nanos(v)
+    if isinstance(column_type, UTCDateTime):
+        if dialect == "sqlite":
+            def sqlite_time(v: dt.datetime | None) -> str | None:
+                if v is None:
+                    return None
+                u = v.astimezone(dt.UTC)
+                return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - fastest here
+                    u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
+            return sqlite_time
+        return lambda v: None if v is None else v.astimezone(dt.UTC).replace(tzinfo=None)
+    return None
+
+
+def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows in this transaction by the engine's fastest path (COPY on PostgreSQL).
+
+    Every column of `table` except an autoincrement key it leaves to the database.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True and c.name not in rows[0])]
+    names = [c.name for c in columns]
+    converters = [_converter(c.type, dialect) for c in columns]
+    tuples = [tuple(value if convert is None else convert(value)
+                    for value, convert in zip((row.get(name) for name in names), converters, strict=True))
+              for row in rows]
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect == "postgresql":
+            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                for item in tuples:
+                    copy.write_row(item)
+        else:
+            marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
+            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", tuples)  # noqa: S608
+    finally:
+        cursor.close()
 
 
 def existing_call_ids(connection: Connection, after: dt.datetime, before: dt.datetime) -> set[str]:
@@ -69,8 +126,7 @@ def existing_call_ids(connection: Connection, after: dt.datetime, before: dt.dat
 
 
 def insert_calls(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        connection.execute(insert(calls), list(rows))
+    bulk_insert(connection, calls, rows)
 
 
 def record_issues(connection: Connection, run_id: int, issues: Iterable[DataIssue]) -> int:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -36,6 +36,7 @@ from reconcile.truedy.records import (
     LineItem,
     PhoneNumber,
     RecordError,
+    fingerprint,
     line_item_parser,
     parse_agent,
     parse_call,
@@ -72,6 +73,8 @@ class Listing(Generic[T]):
     passes: int = 1
     drift: bool = False
     duplicates: int = 0
+    unchanged: set[str] = field(default_factory=set)                 # ids whose raw record matched `known`
+    fingerprints: dict[str, str] = field(default_factory=dict)       # id -> fingerprint of each parsed record
 
 
 @dataclass
@@ -231,15 +234,20 @@ class TruedyClient:
 
     def list_complete(
         self, path: str, parse: Callable[[Any], T], record_type: str, params: dict[str, Any] | None = None,
+        known: Mapping[str, str] | None = None,
     ) -> Listing[T]:
         """Every record of a page-based listing, unique by id, re-read when it moved under us.
 
         Records come back in the API's order (by the page and place they were last read at),
-        whatever order the pages were fetched in.
+        whatever order the pages were fetched in. With `known` (id -> fingerprint of the
+        raw record last stored), a record served exactly as before is not parsed again:
+        its id goes to `unchanged`.
         """
         merged: dict[str, T] = {}
         place: dict[str, tuple[int, int]] = {}
         issues: dict[tuple[str, str], DataIssue] = {}
+        fingerprints: dict[str, str] = {}
+        unchanged: set[str] = set()
         duplicates = 0
         passes = 0
         stable = False
@@ -249,6 +257,14 @@ class TruedyClient:
             seen: dict[str, int] = {}  # id -> the page it was first seen on
             for page in self.paginate(path, paginator):
                 for index, raw in enumerate(page):
+                    if known is not None:
+                        rid, print_ = record_id(raw), fingerprint(raw)
+                        if known.get(rid) == print_:
+                            if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
+                                duplicates += 1
+                            unchanged.add(rid)
+                            merged.pop(rid, None)
+                            continue
                     try:
                         record = parse(raw)
                     except RecordError as exc:
@@ -260,18 +276,21 @@ class TruedyClient:
                     if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
                         duplicates += 1  # shifted between pages while we read them
                     merged[rid] = record
+                    unchanged.discard(rid)
                     place[rid] = (paginator.last_page, index)
+                    if known is not None:
+                        fingerprints[rid] = print_
             totals = paginator.totals_seen
             stable = len(totals) == 1 and len(seen) == next(iter(totals))
         ordered = sorted(merged, key=place.__getitem__)
         return Listing([merged[rid] for rid in ordered], list(issues.values()), passes, drift=passes > 1 or not stable,
-                       duplicates=duplicates)
+                       duplicates=duplicates, unchanged=unchanged, fingerprints=fingerprints)
 
     # -- the contract's read paths ----------------------------------------------------
 
-    def list_numbers(self, status: str | None = None) -> Listing[PhoneNumber]:
+    def list_numbers(self, status: str | None = None, known: Mapping[str, str] | None = None) -> Listing[PhoneNumber]:
         params = {"status": status} if status else None
-        return self.list_complete("telephony/numbers", parse_number, "number", params)
+        return self.list_complete("telephony/numbers", parse_number, "number", params, known)
 
     def get_number(self, number_id: str) -> PhoneNumber | None:
         """One number whatever its status; None when the API says it does not exist.

@@ -8,11 +8,14 @@ the contract raises `RecordError` naming the field; listings turn that into a
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
+
+import orjson
 
 from reconcile.clock import parse_date, parse_timestamp
 from reconcile.money import parse_amount, parse_currency
@@ -239,6 +242,15 @@ def _object(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"must be an object, got {type(value).__name__}")
     return value
+
+
+def fingerprint(raw: Any) -> str:
+    """A digest of a raw record exactly as served (keys sorted): equal means nothing in it changed."""
+    try:
+        encoded = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return ""
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 def record_id(raw: Any) -> str:
