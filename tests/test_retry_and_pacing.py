@@ -80,3 +80,26 @@ def test_pacer_holds_everyone_when_the_window_is_spent():
     pacer.hold(5)
     pacer.acquire()
     assert clock.now == pytest.approx(107.0)
+
+
+def test_pacing_against_the_sandbox_limiter_stays_near_the_limit_without_429s():
+    """Simulated time: the sandbox's one-second-window limiter, 20 ms each way, one request at a time."""
+    from reconcile.sandbox.app import RateLimiter
+
+    clock = FakeTime()
+    pacer = RatePacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    limiter = RateLimiter(monotonic=clock.monotonic)
+    rejected = 0
+    for _ in range(400):
+        pacer.acquire()
+        sent = clock.now
+        clock.now += 0.01                      # on its way
+        admitted, headers = limiter.admit(20)
+        clock.now += 0.01                      # the answer on its way back
+        rejected += not admitted
+        pacer.observe({k.lower(): v for k, v in headers.items()}, sent)
+        if not admitted:
+            pacer.hold(float(headers["Retry-After"]))
+    elapsed = clock.now - 100.0
+    assert rejected == 0
+    assert elapsed / (400 / 20) <= 1.10, f"{elapsed:.1f} s for 400 requests at 20/s"

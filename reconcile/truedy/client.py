@@ -154,6 +154,7 @@ class TruedyClient:
             if left is not None:
                 timeout = min(left, self.http.timeout.read or left)
             self.pacer.acquire()
+            sent_at = self._monotonic()
             try:
                 response = self.http.request(method, path.lstrip("/"), params=params, json=json, timeout=timeout)
             except httpx.TransportError as exc:
@@ -167,7 +168,7 @@ class TruedyClient:
                 ) from None
             status = response.status_code
             self.stats.count(status, attempt > 1)
-            self.pacer.observe(response.headers)
+            self.pacer.observe(response.headers, sent_at)
             if 200 <= status < 300:
                 try:
                     return orjson.loads(response.content)

@@ -4,15 +4,24 @@ The contract allows about `X-RateLimit-Limit` requests a second per key. The pac
 spaces request starts a little more than 1/limit apart across all threads, stops
 everyone until the window resets when `X-RateLimit-Remaining` reaches 0, and after a
 429 holds every thread for the `Retry-After` the server asked for.
+
+`X-RateLimit-Reset` counts whole seconds, so for a one-second window it always says 1
+even when the window ends 50 ms later. Pacing near the limit, the window fills now and
+then, and waiting the full second each time would cost a fifth of the throughput. So
+the pacer learns where windows begin (the answer whose Remaining is Limit - 1 was the
+first of its window) and, for windows of a second, waits only until the window that
+counted the request ends (not at all when it already has).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 
 SAFETY = 1.04  # pace 4% under the advertised limit: clocks and windows never align exactly
+MARGIN_S = 0.05  # after a learnt window boundary, for the latency we cannot see
 
 
 class RatePacer:
@@ -25,6 +34,7 @@ class RatePacer:
         self._interval = 0.0
         self._next_start = 0.0
         self._blocked_until = 0.0
+        self._window_start: float | None = None
         self.waited_s = 0.0
 
     def acquire(self) -> None:
@@ -37,16 +47,26 @@ class RatePacer:
             self.waited_s += start - now
             self._sleep(start - now)
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Learn the limit and the window from an answer's headers."""
+    def observe(self, headers: Mapping[str, str], sent_at: float | None = None) -> None:
+        """Learn the limit and the window from an answer's headers (`sent_at`: when its request left)."""
         limit = _number(headers.get("x-ratelimit-limit"))
         remaining = _number(headers.get("x-ratelimit-remaining"))
         reset = _number(headers.get("x-ratelimit-reset"))
         with self._lock:
+            now = self._monotonic()
             if limit and limit > 0:
                 self._interval = SAFETY / limit
+                if remaining == limit - 1:  # the first request of a window: it began about then
+                    self._window_start = now if sent_at is None else (sent_at + now) / 2
             if remaining is not None and remaining <= 0 and reset is not None:
-                self._blocked_until = max(self._blocked_until, self._monotonic() + reset)
+                until = now + reset
+                if reset <= 1 and self._window_start is not None:
+                    # the window this request was counted in ends a whole number of seconds after
+                    # a known window start; if it has ended already, the budget is back
+                    counted = now if sent_at is None else (sent_at + now) / 2
+                    ends = self._window_start + math.floor(counted - self._window_start) + 1
+                    until = min(until, ends + MARGIN_S)
+                self._blocked_until = max(self._blocked_until, until)
 
     def hold(self, seconds: float) -> None:
         """Keep every thread from starting a request for `seconds` (after a 429)."""
