@@ -101,7 +101,7 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
     focus = focus_rows(period, month_headers, lines, facts, _attributes(latest, names), estimates)
     return MonthlyReview(
         period=period, generated_at=now, movement=monthly.movement(latest, period), recurring=recurring,
-        recurring_total=totals_by_currency(held["cost_at"], held["currency"]),
+        recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
         estimates=monthly.estimated_carrier_cost(held, estimates),
         waste=totals_by_currency(waste["waste"], waste["currency"]) if len(waste) else [],
         waste_as_of=closing_run.as_of if closing_run else None,
@@ -124,8 +124,9 @@ def _top(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
 def _attributes(latest: pd.DataFrame, names: dict[str, str]) -> dict[str, dict[str, str]]:
     tags = {}
     for number_id, country, kind, label, inbound, outbound in zip(
-            latest["number_id"], latest["country_code"], latest["phone_number_type"], latest["label"],
-            latest["inbound_agent_id"], latest["outbound_agent_id"], strict=True):
+            latest["number_id"].tolist(), latest["country_code"].tolist(), latest["phone_number_type"].tolist(),
+            latest["label"].tolist(), latest["inbound_agent_id"].tolist(), latest["outbound_agent_id"].tolist(),
+            strict=True):
         agent = inbound if isinstance(inbound, str) else outbound if isinstance(outbound, str) else None
         tags[number_id] = {"country": country, "number_type": kind, "label": label if isinstance(label, str) else "",
                            "agent_id": agent or "", "agent": names.get(agent or "", "")}

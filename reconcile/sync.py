@@ -159,6 +159,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         row = number_row(number)
         row["source_hash"] = fingerprints.get(number.id)
         rows[number.id] = row
+    del numbers, live, released  # the rows say it all now: let 100,000 parsed records go
     rehashed = [(open_numbers[key][0], row["source_hash"]) for key, row in rows.items()
                 if key in open_numbers and open_numbers[key][1] == row["row_hash"]
                 and row["source_hash"] and open_numbers[key][3] != row["source_hash"]]

@@ -15,7 +15,7 @@ from reconcile.truedy.pacing import RatePacer
 class IgnoringPacer(RatePacer):
     """A pacer that never learns the limit, so the server's 429s are met for real."""
 
-    def observe(self, headers):  # noqa: D102
+    def observe(self, headers, sent_at=None):  # noqa: D102
         return None
 
 

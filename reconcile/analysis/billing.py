@@ -80,8 +80,11 @@ def midnight(day: dt.date) -> dt.datetime:
 
 def add_months(day: dt.date, months: int) -> dt.date:
     """`day` moved by whole months; the 31st becomes the last day of a shorter month."""
-    target = Period.containing(day).shifted(months)
-    return dt.date(target.year, target.month, min(day.day, calendar.monthrange(target.year, target.month)[1]))
+    year, zero_month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    month = zero_month + 1
+    if day.day <= 28:
+        return dt.date(year, month, day.day)
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def renewal_starting_in(purchased: dt.date, period: Period) -> tuple[dt.date, dt.date] | None:

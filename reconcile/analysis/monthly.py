@@ -57,18 +57,29 @@ def movement(latest: pd.DataFrame, period: Period) -> Movement:
                     bought.sort_values(["purchased_at", "number_id"]), released.sort_values(["released_at", "number_id"]))
 
 
-def with_cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime,
-                 agent_names: dict[str, str]) -> pd.DataFrame:
-    """The numbers held at `at`, with the monthly price in force then and their agent."""
-    held = latest[holdings(latest, at)].copy()
-    costs = []
-    for number_id, managed in zip(held["number_id"], held["is_truedy_managed"], strict=True):
+def cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime) -> list[Decimal | None]:
+    """Each number's Truedy monthly price in force at `at` (None for imported numbers)."""
+    costs: list[Decimal | None] = []
+    for number_id in latest["number_id"].tolist():
         number = facts.get(number_id)
-        costs.append(price_at(number.prices, at)[0] if managed and number is not None and number.prices else None)
-    held["cost_at"] = pd.Series(costs, index=held.index, dtype=object)
-    agent = held["inbound_agent_id"].fillna(held["outbound_agent_id"])
-    held["agent"] = [f"{agent_names.get(a, 'unknown agent')} ({a})" if isinstance(a, str) else "(unassigned)"
-                     for a in agent]
+        if number is None or not number.is_truedy_managed or not number.prices:
+            costs.append(None)
+        elif len(number.prices) == 1:  # most numbers: one price ever seen
+            costs.append(number.prices[0].monthly_cost)
+        else:
+            costs.append(price_at(number.prices, at)[0])
+    return costs
+
+
+def with_cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime,
+                 agent_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """The numbers held at `at`, with the monthly price in force then (and their agent, given names)."""
+    held = latest[holdings(latest, at)].copy()
+    held["cost_at"] = pd.Series(cost_at(held, facts, at), index=held.index, dtype=object)
+    if agent_names is not None:
+        agent = held["inbound_agent_id"].fillna(held["outbound_agent_id"]).tolist()
+        held["agent"] = [f"{agent_names.get(a, 'unknown agent')} ({a})" if isinstance(a, str) else "(unassigned)"
+                         for a in agent]
     return held
 
 
@@ -77,7 +88,8 @@ def recurring_by(held: pd.DataFrame, key: str) -> list[dict[str, Any]]:
     numbers: dict[str, int] = defaultdict(int)
     amounts: dict[str, list[Any]] = defaultdict(list)
     currencies: dict[str, list[Any]] = defaultdict(list)
-    for value, cost, currency in zip(held[key], held["cost_at"], held["currency"], strict=True):
+    for value, cost, currency in zip(held[key].tolist(), held["cost_at"].tolist(), held["currency"].tolist(),
+                                     strict=True):
         name = value if isinstance(value, str) else "(none)"
         numbers[name] += 1
         amounts[name].append(cost)
@@ -104,11 +116,11 @@ def month_rows(latest: pd.DataFrame, facts: dict[str, NumberFacts], headers: pd.
     rows = []
     for back in range(months - 1, -1, -1):
         month = period.shifted(-back)
-        held = with_cost_at(latest, facts, month.end, {})
+        held = with_cost_at(latest, facts, month.end)
         m = movement(latest, month)
         invoiced = headers[headers["period_start"] == month.first] if len(headers) else headers
         rows.append(MonthRow(month, m.closing, len(m.bought), len(m.released),
-                             totals_by_currency(held["cost_at"], held["currency"]),
+                             totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
                              totals_by_currency(invoiced["total"], invoiced["currency"]) if len(invoiced) else []))
     return rows
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -184,19 +185,35 @@ def lines_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
     for start in range(0, len(invoice_ids), CHUNK):
         query = select(*columns).where(invoice_lines.c.invoice_id.in_(invoice_ids[start:start + CHUNK]))
         rows += [tuple(r) for r in connection.execute(query)]
-    frame = pd.DataFrame(rows, columns=[c.name for c in invoice_lines.columns])
+    frame = pd.DataFrame(rows, columns=[c.name for c in invoice_lines.columns], dtype=object)
     for name in money:
-        frame[name] = pd.Series([None if v is None else from_nanos(int(v)) for v in frame[name]],
-                                index=frame.index, dtype=object)
+        frame[name] = pd.Series(decimals(frame[name].tolist()), index=frame.index, dtype=object)
     for name in ("service_period_start", "service_period_end"):
-        frame[name] = pd.Series([_date(v) for v in frame[name]], index=frame.index, dtype=object)
+        frame[name] = pd.Series([_date(v) for v in frame[name].tolist()], index=frame.index, dtype=object)
     for name in ("number_id", "phone_number"):  # None stays None (not NaN): the analysis keys on it
         frame[name] = pd.Series([v if isinstance(v, str) else None for v in frame[name]], index=frame.index, dtype=object)
     return frame.sort_values(["invoice_id", "position"], kind="stable").reset_index(drop=True)
 
 
+@functools.cache
 def _date(value: Any) -> dt.date:
+    """A stored date as one shared object per distinct day (a month's lines hold few)."""
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def decimals(nanos: list[Any]) -> list[Decimal | None]:
+    """Stored nanos as Decimals, one shared object per distinct amount (prices repeat a lot)."""
+    made: dict[int, Decimal] = {}
+    out: list[Decimal | None] = []
+    for value in nanos:
+        if value is None or value != value:
+            out.append(None)
+            continue
+        amount = made.get(value)
+        if amount is None:
+            amount = made[value] = from_nanos(int(value))
+        out.append(amount)
+    return out
 
 
 def issues_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
@@ -246,24 +263,26 @@ def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.Dat
     for name in ("purchased_at", "released_at", "inbound_assigned_at", "outbound_assigned_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
     for name in ("upfront_cost", "monthly_cost"):
-        frame[name] = pd.Series([None if v is None or v != v else from_nanos(int(v)) for v in frame[name]],
-                                index=frame.index, dtype=object)
+        frame[name] = pd.Series(decimals(frame[name].tolist()), index=frame.index, dtype=object)
     frame = frame[frame["valid_from_run"].isin(as_of)]  # versions of complete runs only
     observations: dict[str, list[PriceObservation]] = {}
-    for number_id, cost, opened, closed in zip(frame["number_id"], frame["monthly_cost"], frame["valid_from_run"],
-                                               frame["valid_to_run"], strict=True):
+    for number_id, cost, opened, closed in zip(frame["number_id"].tolist(), frame["monthly_cost"].tolist(),
+                                               frame["valid_from_run"].tolist(), frame["valid_to_run"].tolist(),
+                                               strict=True):
         if cost is not None:
             closed_run = None if closed is None or closed != closed else int(closed)
             observations.setdefault(number_id, []).append(
                 PriceObservation(as_of[int(opened)], last_seen(closed_run), cost))
     latest = frame.drop_duplicates("number_id", keep="last").reset_index(drop=True)
     facts = {}
-    for row in latest.itertuples(index=False):
-        facts[row.number_id] = NumberFacts(
-            row.number_id, row.phone_number, row.provider, bool(row.is_truedy_managed), row.currency,
-            row.upfront_cost,
-            row.purchased_at.to_pydatetime(), None if pd.isna(row.released_at) else row.released_at.to_pydatetime(),
-            merge_observations(observations.get(row.number_id, [])))
+    released = [None if pd.isna(v) else v.to_pydatetime() for v in latest["released_at"]]
+    for number_id, phone, provider, managed, currency, upfront, bought, gone in zip(
+            latest["number_id"].tolist(), latest["phone_number"].tolist(), latest["provider"].tolist(),
+            latest["is_truedy_managed"].tolist(), latest["currency"].tolist(), latest["upfront_cost"].tolist(),
+            latest["purchased_at"].dt.to_pydatetime().tolist(), released, strict=True):
+        facts[number_id] = NumberFacts(number_id, phone, provider, bool(managed), currency if isinstance(currency, str)
+                                       else None, upfront, bought, gone,
+                                       merge_observations(observations.get(number_id, [])))
     for row in connection.execute(select(invoice_numbers).where(invoice_numbers.c.found.is_(True))):
         if row.number_id in facts or row.purchased_at is None:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -69,7 +70,7 @@ def apply_plan(connection: Connection, table: Table, plan: VersionPlan, run_id: 
         chunk = plan.to_close[start:start + CHUNK]
         connection.execute(update(table).where(table.c.version_id.in_(chunk)).values(valid_to_run=run_id))
     if plan.to_open:
-        bulk_insert(connection, table, [{**row, "valid_from_run": run_id, "valid_to_run": None} for row in plan.to_open])
+        bulk_insert(connection, table, ({**row, "valid_from_run": run_id, "valid_to_run": None} for row in plan.to_open))
 
 
 def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
@@ -93,29 +94,31 @@ def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
     return None
 
 
-def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows in this transaction by the engine's fastest path (COPY on PostgreSQL).
+def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str, Any]], chunk: int = 10_000) -> None:
+    """Insert rows in this transaction by the engine's fastest path (COPY on PostgreSQL).
 
-    Every column of `table` except an autoincrement key it leaves to the database.
+    Every column of `table` but an autoincrement key; rows are converted a chunk at a
+    time, so a generator of 100,000 rows never exists as 100,000 tuples at once.
     """
-    if not rows:
-        return
     dialect = connection.dialect.name
-    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True and c.name not in rows[0])]
+    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
     names = [c.name for c in columns]
     converters = [_converter(c.type, dialect) for c in columns]
-    tuples = [tuple(value if convert is None else convert(value)
-                    for value, convert in zip((row.get(name) for name in names), converters, strict=True))
-              for row in rows]
+    marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
+    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - our own tables
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if dialect == "postgresql":
-            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-                for item in tuples:
-                    copy.write_row(item)
-        else:
-            marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
-            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", tuples)  # noqa: S608
+        iterator = iter(rows)
+        while batch := list(itertools.islice(iterator, chunk)):
+            tuples = [tuple(value if convert is None else convert(value)
+                            for value, convert in zip((row.get(name) for name in names), converters, strict=True))
+                      for row in batch]
+            if dialect == "postgresql":
+                with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                    for item in tuples:
+                        copy.write_row(item)
+            else:
+                cursor.executemany(statement, tuples)
     finally:
         cursor.close()
 
