@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from jobs.runtime import make_client, open_store
 from reconcile.analysis import monthly
 from reconcile.analysis.billing import Period
-from reconcile.analysis.focus import focus_rows
+from reconcile.analysis.focus import FocusExport
 from reconcile.analysis.invoices import reconcile_invoices
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.analysis.nightly import totals_by_currency
@@ -98,7 +98,7 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
     recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
     recurring["Agent"] = _top(recurring["Agent"], TOP_AGENTS)
     estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
-    focus = focus_rows(period, month_headers, lines, facts, _attributes(latest, names), estimates)
+    focus = FocusExport(period, month_headers, lines, facts, _attributes(latest, names), estimates)
     return MonthlyReview(
         period=period, generated_at=now, movement=monthly.movement(latest, period), recurring=recurring,
         recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),

@@ -64,9 +64,26 @@ def frame_csv_bytes(frame: pd.DataFrame, columns: Sequence[str], currency_column
 CHUNK_ROWS = 20_000  # formatted a slice at a time: 140,000 rows x 33 columns of text never exist at once
 
 
+def write_frames_csv(path: Path, frames: Iterable[pd.DataFrame], columns: Sequence[str],
+                     currency_column: str = "currency") -> int:
+    """One CSV from frames that arrive one after another (one header); the rows written."""
+    rows = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow(columns)
+        for frame in frames:
+            _write_rows(writer, frame, columns, currency_column)
+            rows += len(frame)
+    return rows
+
+
 def _write_frame(handle: IO[str], frame: pd.DataFrame, columns: Sequence[str], currency_column: str) -> None:
     writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     writer.writerow(columns)
+    _write_rows(writer, frame, columns, currency_column)
+
+
+def _write_rows(writer: Any, frame: pd.DataFrame, columns: Sequence[str], currency_column: str) -> None:
     for start in range(0, len(frame), CHUNK_ROWS):
         part = frame.iloc[start:start + CHUNK_ROWS]
         currencies = ([c if isinstance(c, str) else None for c in part[currency_column].tolist()]

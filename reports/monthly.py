@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from reconcile.analysis.invoices import FINDING_COLUMNS
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
-from reports.csvfile import frame_rows, write_frame_csv
+from reports.csvfile import frame_rows, write_frame_csv, write_frames_csv
 from reports.environment import environment
 from reports.output import atomic, report_folder
 
@@ -31,26 +31,47 @@ class MonthlyFiles:
 
 
 def render_monthly(review: MonthlyReview, out_dir: Path) -> MonthlyFiles:
-    """Write the three files into `out_dir` (made if missing), each atomically."""
+    """Write the three files into `out_dir` (made if missing), each atomically; focus.csv a slice at a time."""
     with report_folder(out_dir, "monthly review"):
         files = MonthlyFiles(out_dir, out_dir / "monthly.html", out_dir / "reconciliation.csv", out_dir / "focus.csv")
         findings = review.reconciliation.findings
         atomic(files.reconciliation_csv, lambda p: write_frame_csv(p, findings, FINDING_COLUMNS))
-        focus = _plain_quantities(review.focus)
-        atomic(files.focus_csv, lambda p: write_frame_csv(p, focus, FOCUS_COLUMNS, currency_column="BillingCurrency"))
+        totals = FocusTotals()
+        chunks = (totals.add(_plain_quantities(chunk)) for chunk in review.focus.chunks())
+        atomic(files.focus_csv, lambda p: write_frames_csv(p, chunks, FOCUS_COLUMNS, currency_column="BillingCurrency"))
         html = environment().get_template("monthly.html.j2").render(
             r=review, rec=review.reconciliation, findings=list(frame_rows(findings)),
             bought=_numbers(review.movement.bought), released=_numbers(review.movement.released),
-            listed_limit=LISTED_NUMBERS, focus_totals=_focus_totals(review.focus),
+            listed_limit=LISTED_NUMBERS, focus_totals=totals,
             issues=list(frame_rows(review.invoice_issues)), invoices=list(frame_rows(review.invoices)),
             money=format_amount, ts=format_timestamp)
         atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
     return files
 
 
+@dataclass
+class FocusTotals:
+    """What focus.csv holds, summed as its rows are written: the page quotes these."""
+
+    rows: int = 0
+    estimate_rows: int = 0
+    billed: dict[str, Decimal] = field(default_factory=dict)
+    estimated: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        self.rows += len(chunk)
+        invoice = chunk[chunk["x_CostSource"] == "invoice"]
+        for currency, amount in billed_by_currency(invoice).items():
+            self.billed[currency] = self.billed.get(currency, Decimal(0)) + amount
+        estimates = chunk[chunk["x_CostSource"] == "estimate"]
+        self.estimate_rows += len(estimates)
+        for currency, amount in zip(estimates["BillingCurrency"], estimates["x_EstimatedCost"], strict=True):
+            self.estimated[currency] = self.estimated.get(currency, Decimal(0)) + amount
+        return chunk
+
+
 def _plain_quantities(focus: pd.DataFrame) -> pd.DataFrame:
     """Quantities are counts, not money: written as plain decimals ("1", "132")."""
-    focus = focus.copy()
     for name in QUANTITIES:
         focus[name] = [f"{q.normalize():f}" if isinstance(q, Decimal) else None for q in focus[name]]
     return focus
@@ -60,13 +81,3 @@ def _numbers(frame: pd.DataFrame) -> list[dict[str, Any]]:
     columns = ["number_id", "phone_number", "label", "country_code", "phone_number_type", "provider",
                "monthly_cost", "currency", "purchased_at", "released_at"]
     return list(frame_rows(frame[columns].head(LISTED_NUMBERS)))
-
-
-def _focus_totals(focus: pd.DataFrame) -> dict[str, Any]:
-    billed = focus[focus["x_CostSource"] == "invoice"]
-    estimates = focus[focus["x_CostSource"] == "estimate"]
-    estimated: dict[str, Decimal] = {}
-    for currency, amount in zip(estimates["BillingCurrency"], estimates["x_EstimatedCost"], strict=True):
-        estimated[currency] = estimated.get(currency, Decimal(0)) + amount
-    return {"rows": len(focus), "billed": billed_by_currency(billed), "estimate_rows": len(estimates),
-            "estimated": estimated}

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.analysis.billing import NumberFacts, Period, price_at
+from reconcile.analysis.focus import FocusExport
 from reconcile.analysis.invoices import Reconciliation
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
 from reconcile.money import format_amount
@@ -145,7 +146,7 @@ class MonthlyReview:
     reconciliation: Reconciliation
     invoices: pd.DataFrame
     invoice_issues: pd.DataFrame
-    focus: pd.DataFrame
+    focus: FocusExport
     newest_run: dt.datetime | None
 
     @property
