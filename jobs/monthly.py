@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -33,7 +32,6 @@ from reports.review_mail import render_review_mail
 
 log = logging.getLogger("reconcile.monthly")
 TOP_AGENTS = 25
-
 
 
 @dataclass
@@ -96,9 +94,9 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
     names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
     held = monthly.with_cost_at(latest, facts, period.end, names)
     recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
-    recurring["Agent"] = _top(recurring["Agent"], TOP_AGENTS)
+    recurring["Agent"] = monthly.top_rows(recurring["Agent"], TOP_AGENTS, "other agents")
     estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
-    focus = FocusExport(period, month_headers, lines, facts, _attributes(latest, names), estimates)
+    focus = FocusExport(period, month_headers, lines, facts, monthly.number_tags(latest, names), estimates)
     return MonthlyReview(
         period=period, generated_at=now, movement=monthly.movement(latest, period), recurring=recurring,
         recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
@@ -109,28 +107,6 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
         realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period),
         reconciliation=reconciliation, invoices=month_headers, invoice_issues=issues, focus=focus,
         newest_run=newest.as_of if newest else None)
-
-
-def _top(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    if len(rows) <= limit:
-        return rows
-    rest = rows[limit:]
-    amounts = [t.amount for r in rest for t in r["cost"]]
-    currencies = [t.currency for r in rest for t in r["cost"]]
-    return rows[:limit] + [{"key": f"{len(rest):,} other agents", "numbers": sum(r["numbers"] for r in rest),
-                            "cost": totals_by_currency(amounts, currencies)}]
-
-
-def _attributes(latest: pd.DataFrame, names: dict[str, str]) -> dict[str, dict[str, str]]:
-    tags = {}
-    for number_id, country, kind, label, inbound, outbound in zip(
-            latest["number_id"].tolist(), latest["country_code"].tolist(), latest["phone_number_type"].tolist(),
-            latest["label"].tolist(), latest["inbound_agent_id"].tolist(), latest["outbound_agent_id"].tolist(),
-            strict=True):
-        agent = inbound if isinstance(inbound, str) else outbound if isinstance(outbound, str) else None
-        tags[number_id] = {"country": country, "number_type": kind, "label": label if isinstance(label, str) else "",
-                           "agent_id": agent or "", "agent": names.get(agent or "", "")}
-    return tags
 
 
 def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Clock, out_dir: Path | None = None,

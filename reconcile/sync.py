@@ -37,7 +37,6 @@ from reconcile.truedy.records import Call, DataIssue, PhoneNumber
 log = logging.getLogger("reconcile.sync")
 
 WATERMARK = "calls_watermark"
-CALLS_COVERED_FROM = "calls_covered_from"  # every call started since then is in the store
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
             after = parse_timestamp(watermark) - dt.timedelta(minutes=options.calls_overlap_minutes)
         else:
             after = as_of - dt.timedelta(days=options.calls_backfill_days)
-            writer.set_state(connection, CALLS_COVERED_FROM, format_timestamp(after), run_id)
+            writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
         before = as_of
         known = writer.existing_call_ids(connection, after, before)
         progress.phase("calls")

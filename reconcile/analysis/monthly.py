@@ -126,8 +126,28 @@ def month_rows(latest: pd.DataFrame, facts: dict[str, NumberFacts], headers: pd.
     return rows
 
 
-def totals_of(frame: pd.DataFrame, amount: str, currency: str = "currency") -> dict[str, Decimal]:
-    return {t.currency: t.amount for t in totals_by_currency(frame[amount], frame[currency])}
+def top_rows(rows: list[dict[str, Any]], limit: int, others: str) -> list[dict[str, Any]]:
+    """The first `limit` rows of a breakdown, and one row that sums the rest."""
+    if len(rows) <= limit:
+        return rows
+    rest = rows[limit:]
+    amounts = [t.amount for r in rest for t in r["cost"]]
+    currencies = [t.currency for r in rest for t in r["cost"]]
+    return rows[:limit] + [{"key": f"{len(rest):,} {others}", "numbers": sum(r["numbers"] for r in rest),
+                            "cost": totals_by_currency(amounts, currencies)}]
+
+
+def number_tags(latest: pd.DataFrame, agent_names: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Per number, the tags a cost export carries: country, type, label and agent."""
+    tags = {}
+    for number_id, country, kind, label, inbound, outbound in zip(
+            latest["number_id"].tolist(), latest["country_code"].tolist(), latest["phone_number_type"].tolist(),
+            latest["label"].tolist(), latest["inbound_agent_id"].tolist(), latest["outbound_agent_id"].tolist(),
+            strict=True):
+        agent = inbound if isinstance(inbound, str) else outbound if isinstance(outbound, str) else None
+        tags[number_id] = {"country": country, "number_type": kind, "label": label if isinstance(label, str) else "",
+                           "agent_id": agent or "", "agent": agent_names.get(agent or "", "")}
+    return tags
 
 
 @dataclass

@@ -31,14 +31,12 @@ from reconcile.store.schema import (
     invoices,
     number_versions,
     sync_runs,
-    sync_state,
 )
 from reconcile.store.types import Money, UTCDateTime
+from reconcile.store.writer import CALLS_COVERED_FROM, CHUNK, get_state
 from reconcile.truedy.records import Invoice, LineItem, PhoneNumber
 
-CHUNK = 900
 CONTENT = ("number", "period_start", "period_end", "issued_at", "currency", "total")
-COVERED_FROM = "calls_covered_from"
 
 
 @dataclass(frozen=True)
@@ -224,7 +222,7 @@ def issues_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame
 
 def calls_covered_from(connection: Connection) -> dt.datetime | None:
     """From when every call is in the store: the first sync's backfill start, else the oldest call."""
-    value = connection.execute(select(sync_state.c.value).where(sync_state.c.key == COVERED_FROM)).scalar()
+    value = get_state(connection, CALLS_COVERED_FROM)
     if value:
         return parse_timestamp(value)
     return connection.execute(select(func.min(calls.c.started_at, type_=UTCDateTime))).scalar()

@@ -16,6 +16,7 @@ from reconcile.store.snapshot import VersionPlan
 from reconcile.store.types import Money, UTCDateTime
 from reconcile.truedy.records import DataIssue
 
+CALLS_COVERED_FROM = "calls_covered_from"  # sync_state: every call started since then is in the store
 CHUNK = 900  # ids per IN (...) clause, under every engine's parameter limit
 
 
