@@ -331,3 +331,18 @@ def test_run_monthly_reviews_last_month_and_mails_finance_once(make_sandbox, mak
     (attachment,) = parsed.iter_attachments()
     assert attachment.get_content().encode() == first.files.reconciliation_csv.read_bytes()
     assert SANDBOX_API_KEY not in text
+
+
+def test_a_malformed_line_item_is_an_invoice_issue_on_the_page_not_a_crash(make_sandbox, make_client, store, tmp_path):
+    server, client = synced(make_sandbox, make_client, store, numbers=150)
+    lines = billing_for(server.account).lines["inv_202610_usd"]
+    broken = next(li for li in lines if li["type"] == "number_monthly_fee" and not li["id"].startswith("inv_"))
+    broken["amount"] = 1.15  # a JSON number: the contract says money is a decimal string
+    outcome = review(server, client, store, tmp_path, Period(2026, 10))
+    issues = outcome.review.invoice_issues
+    assert list(zip(issues["record_id"], issues["field"], strict=True)) == [(broken["id"], "amount")]
+    html = outcome.files.html.read_text(encoding="utf-8")
+    assert 'id="invoice-issues"' in html and broken["id"] in html
+    rows = read_csv(outcome.files.reconciliation_csv)
+    # the refused line is not counted as billed: its fee shows as missing, with the issue beside it
+    assert {(r["number_id"], r["issue"]) for r in rows} >= {(broken["number_id"], "missing_fee")}
