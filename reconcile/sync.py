@@ -37,6 +37,7 @@ from reconcile.truedy.records import Call, DataIssue, PhoneNumber
 log = logging.getLogger("reconcile.sync")
 
 WATERMARK = "calls_watermark"
+CALL_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -183,16 +184,20 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         before = as_of
         known = writer.existing_call_ids(connection, after, before)
         progress.phase("calls")
+        batch: list[dict[str, Any]] = []  # pages of 500 go to the database 10,000 rows at a time
         for page in client.iter_calls(after, before, slices=options.call_slices):
             issues += page.issues
-            rows = []
             for call in page.calls:
                 if call.id not in known:
                     known.add(call.id)
-                    rows.append(call_row(call, run_id))
-            writer.insert_calls(connection, rows)
-            summary.calls_added += len(rows)
+                    batch.append(call_row(call, run_id))
+            if len(batch) >= CALL_BATCH:
+                writer.insert_calls(connection, batch)
+                summary.calls_added += len(batch)
+                batch = []
             progress.advance(len(page.calls))
+        writer.insert_calls(connection, batch)
+        summary.calls_added += len(batch)
         summary.data_issues = writer.record_issues(connection, run_id, issues)
         writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
         progress.finish()

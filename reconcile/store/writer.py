@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -104,8 +105,8 @@ def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
 def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str, Any]], chunk: int = 10_000) -> None:
     """Insert rows in this transaction by the engine's fastest path (COPY on PostgreSQL).
 
-    Every column of `table` but an autoincrement key; rows are converted a chunk at a
-    time, so a generator of 100,000 rows never exists as 100,000 tuples at once.
+    Every column of `table` but an autoincrement key (NULL where a row has no value);
+    rows are converted a chunk at a time, so 100,000 rows never exist as tuples at once.
     """
     dialect = connection.dialect.name
     columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
@@ -114,12 +115,20 @@ def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str
     marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - our own tables
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    fetch = operator.itemgetter(*names)  # one C call per row when the row has every column
+    convert = [(i, c) for i, c in enumerate(converters) if c is not None]
     try:
         iterator = iter(rows)
         while batch := list(itertools.islice(iterator, chunk)):
-            tuples = [tuple(value if convert is None else convert(value)
-                            for value, convert in zip((row.get(name) for name in names), converters, strict=True))
-                      for row in batch]
+            tuples = []
+            for row in batch:
+                try:
+                    values = list(fetch(row))
+                except KeyError:  # a column the row leaves out is NULL
+                    values = [row.get(name) for name in names]
+                for i, c in convert:
+                    values[i] = c(values[i])
+                tuples.append(values)
             if dialect == "postgresql":
                 with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
                     for item in tuples:
