@@ -76,3 +76,42 @@ def test_money_round_trips_through_nanos_exactly():
         parse_amount("0.0000000001")
     with pytest.raises(ValueError):
         parse_amount("NaN")
+
+
+def _outcome(parse, raw):
+    from reconcile.truedy.records import RecordError
+
+    try:
+        return parse(raw)
+    except RecordError as exc:
+        return ("refused", exc.field_name, exc.reason)
+
+
+def test_the_direct_call_path_never_answers_differently_from_the_careful_one():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reconcile.truedy.records import _careful_call, parse_call
+
+    missing = object()
+    def field(*good):
+        return st.one_of(st.sampled_from(good), st.sampled_from([None, "", 7, True, [], {}, missing]))
+
+    calls = st.fixed_dictionaries({
+        "id": field("call_0000000001"), "agent_id": field("agt_1"), "number_id": field("num_1", None),
+        "direction": field("inbound", "outbound", "sideways"), "from_number": field("+12125550100", None),
+        "to_number": field("+12125550101"), "started_at": field("2026-11-03T14:05:09Z", "2026-11-03T16:05:09+02:00",
+                                                                "2026-11-03 14:05:09", "yesterday"),
+        "ended_at": field("2026-11-03T14:07:09Z"), "duration_seconds": field(120, 0, -1, 1.5),
+        "cost": st.one_of(st.fixed_dictionaries({"amount": field("0.0300", "1,5", "NaN", "0.0000000001"),
+                                                 "currency": field("USD", "usd", "EURO")}),
+                          st.sampled_from([None, "0.03", missing])),
+        "extra": field("fields the contract may add"),
+    }).map(lambda d: {k: v for k, v in d.items() if v is not missing})
+
+    @settings(max_examples=400)
+    @given(calls)
+    def check(raw):
+        assert _outcome(parse_call, raw) == _outcome(_careful_call, raw)
+
+    check()
