@@ -346,3 +346,30 @@ def test_a_malformed_line_item_is_an_invoice_issue_on_the_page_not_a_crash(make_
     rows = read_csv(outcome.files.reconciliation_csv)
     # the refused line is not counted as billed: its fee shows as missing, with the issue beside it
     assert {(r["number_id"], r["issue"]) for r in rows} >= {(broken["number_id"], "missing_fee")}
+
+
+def test_configured_carrier_estimates_are_marked_and_never_billed(make_sandbox, make_client, store, tmp_path):
+    from reconcile.config import CarrierCost
+
+    server, client = synced(make_sandbox, make_client, store)
+    base = settings_in(tmp_path)
+    settings = dataclasses.replace(base, carrier_costs={"twilio": CarrierCost(Decimal("1.15"), "USD"),
+                                                        "telnyx": CarrierCost(None, "USD")})
+    run_invoice_sync(client, store, (Period(2026, 10),), clock=lambda: server.account.now)
+    outcome = report_monthly(settings, store, Period(2026, 10), lambda: server.account.now, tmp_path / "e", fetch=False)
+    rows = read_csv(outcome.files.focus_csv)
+    estimates = [r for r in rows if r["x_CostSource"] == "estimate"]
+    start, end = Period(2026, 10).start, Period(2026, 10).end
+    held = {n.id for n in server.account.numbers if n.provider == "twilio" and n.purchased_at < end
+            and (n.released_at is None or n.released_at > start)}
+    assert {r["ResourceId"] for r in estimates} == held and held
+    assert all(r["ProviderName"] == "Twilio" and r["x_EstimatedCost"] == "1.15" and r["BilledCost"] == "0.00"
+               for r in estimates)
+    billed = defaultdict(Decimal)
+    for r in rows:
+        billed[r["BillingCurrency"]] += Decimal(r["BilledCost"])
+    assert billed == {i["currency"]: Decimal(i["total"]) for i in billing_for(server.account).invoices
+                      if i["period_start"] == "2026-10-01"}
+    html = outcome.files.html.read_text(encoding="utf-8")
+    assert 'id="estimates"' in html and "not configured" in html  # telnyx has no estimate
+    assert f'data-total="focus-estimated" data-currency="USD">{Decimal("1.15") * len(held):.2f} USD' in html
