@@ -19,7 +19,7 @@ from reconcile.analysis.monthly import MonthlyReview
 from reconcile.analysis.nightly import totals_by_currency
 from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
-from reconcile.errors import ConfigError
+from reconcile.errors import ConfigError, StoreError
 from reconcile.invoice_sync import InvoiceSyncSummary, run_invoice_sync
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.progress import Progress, progress_for
@@ -114,6 +114,9 @@ def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Cl
     """Sync the month's invoices (unless `fetch` is off), then write the review. The caller holds the lock."""
     now = clock()
     check_complete(period, now)
+    with engine.connect() as connection:
+        if readers.latest_complete_run(connection) is None:  # every billed number would look unknown
+            raise StoreError("no complete sync run in the store: run `reconcile sync` first, then the review")
     synced = None
     if fetch:
         with make_client(settings) as client:

@@ -277,9 +277,14 @@ def test_focus_rows_follow_the_specification(make_sandbox, make_client, store, t
                                                                       and settings.carrier_costs["twilio"].amount)
 
 
-def test_a_month_not_over_is_refused(store, tmp_path):
+def test_a_month_not_over_or_an_empty_store_is_refused(store, tmp_path):
+    from reconcile.errors import StoreError
+
     with pytest.raises(ConfigError, match="not over yet"):
         report_monthly(settings_in(tmp_path), store, Period(2026, 11), lambda: at("2026-11-27T10:00:00"),
+                       tmp_path, fetch=False)
+    with pytest.raises(StoreError, match="run `reconcile sync` first"):
+        report_monthly(settings_in(tmp_path), store, Period(2026, 10), lambda: at("2026-11-27T10:00:00"),
                        tmp_path, fetch=False)
 
 
