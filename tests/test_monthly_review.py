@@ -378,3 +378,11 @@ def test_configured_carrier_estimates_are_marked_and_never_billed(make_sandbox, 
     html = outcome.files.html.read_text(encoding="utf-8")
     assert 'id="estimates"' in html and "not configured" in html  # telnyx has no estimate
     assert f'data-total="focus-estimated" data-currency="USD">{Decimal("1.15") * len(held):.2f} USD' in html
+
+
+def test_a_month_still_billed_on_a_draft_says_the_figures_may_change(make_sandbox, make_client, store, tmp_path):
+    server, client = synced(make_sandbox, make_client, store, numbers=150)
+    usd = next(i for i in billing_for(server.account).invoices if i["id"] == "inv_202610_usd")
+    usd.update(status="draft", issued_at=None)
+    html = review(server, client, store, tmp_path, Period(2026, 10)).files.html.read_text(encoding="utf-8")
+    assert "<strong>inv_202610_usd</strong> (USD, draft)" in html and "A draft invoice can still change" in html
