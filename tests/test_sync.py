@@ -227,7 +227,7 @@ def test_malformed_calls_in_a_first_sync_are_data_issues(make_sandbox, make_clie
     assert not {n for n, _ in state["open_numbers"]} & account.malformed_number_ids
 
 
-@pytest.mark.parametrize(("phase", "after"), [("agents", 0), ("numbers", 1), ("calls", 1), ("calls", 1500)])
+@pytest.mark.parametrize(("phase", "after"), [("listings", 0), ("listings", 1), ("calls", 1), ("calls", 1500)])
 def test_kill_9_at_any_point_then_rerun_equals_one_clean_run(make_sandbox, make_client, store, database_url, tmp_path,
                                                              phase, after):
     server = make_sandbox(numbers=300)
