@@ -20,6 +20,7 @@ from reconcile.clock import Clock
 from reconcile.errors import StoreError
 from reconcile.progress import NullProgress, Progress
 from reconcile.store import invoices as store
+from reconcile.store.database import first_line
 from reconcile.truedy.client import TruedyClient
 from reconcile.truedy.records import DataIssue, Invoice, LineItem, PhoneNumber
 
@@ -57,7 +58,7 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
             stored = store.stored_headers(connection)
             known = store.known_number_ids(connection)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the stored invoices: {_first_line(exc)}") from None
+        raise StoreError(f"cannot read the stored invoices: {first_line(exc)}") from None
 
     progress.phase("invoices")
     listing = client.list_invoices()
@@ -100,7 +101,7 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
             store.record_looked_up(connection, looked_up, now)
             summary.issues = store.record_issues(connection, issues, now)
     except SQLAlchemyError as exc:
-        raise StoreError(f"database error while writing invoices: {_first_line(exc)}; nothing was committed") from None
+        raise StoreError(f"database error while writing invoices: {first_line(exc)}; nothing was committed") from None
     summary.invoices_new = len(plan.insert)
     summary.invoices_updated = len(plan.update)
     summary.invoices_read = len(lines)
@@ -114,7 +115,3 @@ def needs_reading(stored: dict[str, dict], invoice: Invoice, plan: store.HeaderP
     if any(issue.invoice_id == invoice.id for issue in plan.issues):
         return False
     return store.needs_lines(stored.get(invoice.id), invoice)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]

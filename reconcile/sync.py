@@ -24,6 +24,7 @@ from reconcile.clock import Clock, format_timestamp, parse_timestamp
 from reconcile.errors import StoreError
 from reconcile.progress import NullProgress, Progress
 from reconcile.store import writer
+from reconcile.store.database import first_line
 from reconcile.store.schema import agent_versions, number_versions
 from reconcile.store.snapshot import (
     agent_row,
@@ -95,7 +96,7 @@ def run_sync(
             log.warning("marked %d earlier run(s) abandoned: they ended before committing", abandoned)
         run_id = writer.begin_run(engine, as_of, as_of)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot start a sync run: {_first_line(exc)}") from None
+        raise StoreError(f"cannot start a sync run: {first_line(exc)}") from None
     summary = SyncSummary(run_id=run_id, as_of=as_of)
     try:
         _sync(client, engine, options, progress, summary)
@@ -106,7 +107,7 @@ def run_sync(
         except SQLAlchemyError:
             log.error("could not mark run %d failed; the next run will mark it abandoned", run_id)
         if isinstance(exc, SQLAlchemyError):
-            raise StoreError(f"database error during sync run {run_id}: {_first_line(exc)}; nothing was committed") from None
+            raise StoreError(f"database error during sync run {run_id}: {first_line(exc)}; nothing was committed") from None
         raise
     summary.duration_s = time.monotonic() - started
     summary.requests = client.stats.requests
@@ -209,7 +210,3 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         log.warning("data issue: %s", issue.describe())
     if len(issues) > 20:
         log.warning("... and %d more data issues (see the nightly report)", len(issues) - 20)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from reconcile.config import redact_url
 from reconcile.errors import StoreError
@@ -72,7 +72,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             command.upgrade(config, "head")
         return before, head_revision()
     except OperationalError as exc:
-        raise StoreError(f"cannot reach the database at {redact_url(str(engine.url))}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot reach the database at {redact_url(str(engine.url))}: {first_line(exc)}") from None
 
 
 def check_schema(engine: Engine) -> None:
@@ -81,7 +81,7 @@ def check_schema(engine: Engine) -> None:
         current = current_revision(engine)
     except OperationalError as exc:
         raise StoreError(
-            f"cannot reach the database at {redact_url(str(engine.url))}: {_first_line(exc)}; "
+            f"cannot reach the database at {redact_url(str(engine.url))}: {first_line(exc)}; "
             "check RECONCILE_DATABASE_URL"
         ) from None
     head = head_revision()
@@ -91,5 +91,6 @@ def check_schema(engine: Engine) -> None:
         raise StoreError(f"the database schema is at {current}, this version needs {head}: run `reconcile db upgrade`")
 
 
-def _first_line(exc: SQLAlchemyError) -> str:
+def first_line(exc: BaseException) -> str:
+    """The driver's own first line for a database error (SQLAlchemy wraps it with SQL and links)."""
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
