@@ -22,7 +22,7 @@ from reconcile.progress import NullProgress, Progress
 from reconcile.store import invoices as store
 from reconcile.store.database import first_line
 from reconcile.truedy.client import TruedyClient
-from reconcile.truedy.records import DataIssue, Invoice, LineItem, PhoneNumber
+from reconcile.truedy.records import DataIssue, LineItem, PhoneNumber
 
 log = logging.getLogger("reconcile.invoices")
 
@@ -56,7 +56,6 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
     try:
         with engine.connect() as connection:
             stored = store.stored_headers(connection)
-            known = store.known_number_ids(connection)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the stored invoices: {first_line(exc)}") from None
 
@@ -67,7 +66,9 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
     plan = store.plan_headers(stored, listing.records)
     issues += plan.issues
     firsts = {p.first for p in periods}
-    to_read = [i for i in listing.records if i.period_start in firsts and needs_reading(stored, i, plan)]
+    changed = {issue.invoice_id for issue in plan.issues}  # issued, then changed: its stored lines stand
+    to_read = [i for i in listing.records
+               if i.period_start in firsts and i.id not in changed and store.needs_lines(stored.get(i.id), i)]
 
     lines: dict[str, list[LineItem]] = {}
     progress.phase("invoice lines", total=len(to_read))
@@ -76,8 +77,14 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
         issues += [store.InvoiceIssue(invoice.id, i.record_id, i.field, i.reason) for i in items.issues]
         lines[invoice.id] = items.records
         progress.advance()
-    unknown = sorted({line.number_id for items in lines.values() for line in items
-                      if line.number_id and line.number_id not in known})
+    billed = {line.number_id for items in lines.values() for line in items if line.number_id}
+    if billed:
+        try:
+            with engine.connect() as connection:
+                billed -= store.known_number_ids(connection)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the stored numbers: {first_line(exc)}") from None
+    unknown = sorted(billed)
     looked_up: dict[str, PhoneNumber | None] = {}
     if unknown:
         progress.phase("numbers billed but never listed", total=len(unknown))
@@ -94,10 +101,7 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
             store.write_headers(connection, plan, now)
             by_id = {i.id: i for i in listing.records}
             for invoice_id, items in lines.items():
-                invoice = by_id[invoice_id]
-                if invoice.id in {i.id for i in plan.issues}:
-                    continue  # an issued invoice that changed: keep the stored lines
-                store.replace_lines(connection, invoice, items, now)
+                store.replace_lines(connection, by_id[invoice_id], items, now)
             store.record_looked_up(connection, looked_up, now)
             summary.issues = store.record_issues(connection, issues, now)
     except SQLAlchemyError as exc:
@@ -109,9 +113,3 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
     summary.numbers_looked_up = len(looked_up)
     summary.duration_s = time.monotonic() - started
     return summary
-
-
-def needs_reading(stored: dict[str, dict], invoice: Invoice, plan: store.HeaderPlan) -> bool:
-    if any(issue.invoice_id == invoice.id for issue in plan.issues):
-        return False
-    return store.needs_lines(stored.get(invoice.id), invoice)

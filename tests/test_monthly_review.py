@@ -212,8 +212,15 @@ def test_invoice_sync_is_idempotent_and_keeps_an_issued_invoice_that_changed(mak
     usd["total"] = f"{stored_total + Decimal('5.00'):.2f}"          # the issued invoice changes upstream
     draft = next(i for i in billing.invoices if i["status"] == "draft" and i["currency"] == "USD")
     draft["total"] = f"{Decimal(draft['total']) + Decimal('1.00'):.2f}"
+    credit = {**usd, "id": "inv_202610_usd_credit", "number": "CN-2026-10", "total": "-2.00"}  # new, same month
+    billing.invoices.append(credit)
+    billing.lines[credit["id"]] = [{
+        "id": "li_credit_1", "type": "credit", "number_id": None, "phone_number": None, "description": "Goodwill",
+        "quantity": "1", "unit_amount": "-2.00", "amount": "-2.00", "currency": "USD",
+        "service_period_start": "2026-10-01", "service_period_end": "2026-11-01"}]
     changed = run_invoice_sync(client, store, october, clock=lambda: server.account.now)
     assert changed.issues == 1 and changed.invoices_updated == 1  # the draft
+    assert (changed.invoices_new, changed.invoices_read, changed.lines_read) == (1, 1, 1)  # only the new one read
     with store.connect() as connection:
         headers = invoice_store.headers_frame(connection).set_index("invoice_id")
         issues = invoice_store.issues_frame(connection, ["inv_202610_usd"])
