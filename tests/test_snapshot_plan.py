@@ -15,3 +15,26 @@ def test_plan_opens_new_and_changed_closes_changed_and_gone():
 def test_only_unseen_unreleased_numbers_are_confirmed():
     statuses = {"a": "active", "b": "released", "c": "pending", "d": "active"}
     assert numbers_to_confirm(statuses, seen={"a"}) == ["c", "d"]
+
+
+def test_the_fast_sqlite_time_text_is_exactly_what_sqlalchemy_writes():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from sqlalchemy.dialects import sqlite
+
+    from reconcile.store.types import UTCDateTime
+    from reconcile.store.writer import sqlite_utc_text
+
+    dialect = sqlite.dialect()
+    sqlalchemy_text = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+    @given(st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 1, 1),
+                        timezones=st.sampled_from([dt.UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")])))
+    def check(moment):
+        assert sqlite_utc_text(moment) == sqlalchemy_text(moment)
+
+    check()
+    assert sqlite_utc_text(None) is sqlalchemy_text(None) is None

@@ -9,12 +9,22 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, null, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    null,
+    select,
+    update,
+)
 
-from reconcile.money import to_nanos
 from reconcile.store.schema import calls, data_issues, sync_runs, sync_state
 from reconcile.store.snapshot import VersionPlan
-from reconcile.store.types import Money, UTCDateTime
+from reconcile.store.types import UTCDateTime
 from reconcile.truedy.records import DataIssue
 
 CALLS_COVERED_FROM = "calls_covered_from"  # sync_state: every call started since then is in the store
@@ -81,25 +91,23 @@ def apply_plan(connection: Connection, table: Table, plan: VersionPlan, run_id: 
         bulk_insert(connection, table, ({**row, "valid_from_run": run_id, "valid_to_run": None} for row in plan.to_open))
 
 
-def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
-    """How one column's Python value becomes what the driver stores, without SQLAlchemy per value.
+def sqlite_utc_text(value: dt.datetime | None) -> str | None:
+    """What SQLAlchemy writes for a UTCDateTime on SQLite, built 2.5x faster (a test holds them equal).
 
-    The same values SQLAlchemy's own binding would write: money as integer nanos, UTC
-    times as naive UTC (on SQLite, the text form SQLAlchemy uses, so comparisons agree).
+    The calls of a first sync carry 1.5 million of these.
     """
-    if isinstance(column_type, Money):
-        return lambda v: None if v is None else to_nanos(v)
-    if isinstance(column_type, UTCDateTime):
-        if dialect == "sqlite":
-            def sqlite_time(v: dt.datetime | None) -> str | None:
-                if v is None:
-                    return None
-                u = v.astimezone(dt.UTC)
-                return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - fastest here
-                    u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
-            return sqlite_time
-        return lambda v: None if v is None else v.astimezone(dt.UTC).replace(tzinfo=None)
-    return None
+    if value is None:
+        return None
+    u = value.astimezone(dt.UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the fastest form here
+        u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
+
+
+def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's own bind processing for a column (money to nanos, UTC to the engine's form), as a function."""
+    if isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
+        return sqlite_utc_text
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str, Any]], chunk: int = 10_000) -> None:
@@ -111,7 +119,7 @@ def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str
     dialect = connection.dialect.name
     columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
     names = [c.name for c in columns]
-    converters = [_converter(c.type, dialect) for c in columns]
+    converters = [_converter(c.type, connection.dialect) for c in columns]
     marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - our own tables
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
