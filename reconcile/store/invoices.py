@@ -18,11 +18,12 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, func, insert, select, type_coerce, update
+from sqlalchemy import Connection, delete, false, func, insert, select, type_coerce, update
 
 from reconcile.analysis.billing import NumberFacts, PriceObservation, merge_observations
 from reconcile.clock import format_timestamp, parse_timestamp
 from reconcile.money import from_nanos
+from reconcile.store.readers import table_frame
 from reconcile.store.schema import (
     calls,
     invoice_issues,
@@ -176,16 +177,12 @@ def headers_frame(connection: Connection) -> pd.DataFrame:
 
 
 def lines_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
-    """Line items of some invoices in API order; money as Decimal, decoded per column."""
-    money = ("quantity", "unit_amount", "amount")
-    columns = [type_coerce(c, c.type.impl).label(c.name) if c.name in money else c for c in invoice_lines.columns]
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(invoice_ids), CHUNK):
-        query = select(*columns).where(invoice_lines.c.invoice_id.in_(invoice_ids[start:start + CHUNK]))
-        rows += [tuple(r) for r in connection.execute(query)]
-    frame = pd.DataFrame(rows, columns=[c.name for c in invoice_lines.columns], dtype=object)
-    for name in money:
-        frame[name] = pd.Series(decimals(frame[name].tolist()), index=frame.index, dtype=object)
+    """Line items of some invoices in API order; money as Decimal, Python objects throughout
+    (the reconciliation walks 140,000 of them row by row)."""
+    parts = [table_frame(connection, invoice_lines, invoice_lines.c.invoice_id.in_(invoice_ids[start:start + CHUNK]))
+             for start in range(0, len(invoice_ids), CHUNK)]
+    frame = (pd.concat(parts, ignore_index=True) if parts else table_frame(connection, invoice_lines, false()))
+    frame = frame.astype(object)
     for name in ("service_period_start", "service_period_end"):
         frame[name] = pd.Series([_date(v) for v in frame[name].tolist()], index=frame.index, dtype=object)
     for name in ("number_id", "phone_number"):  # None stays None (not NaN): the analysis keys on it
@@ -197,21 +194,6 @@ def lines_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
 def _date(value: Any) -> dt.date:
     """A stored date as one shared object per distinct day (a month's lines hold few)."""
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-
-
-def decimals(nanos: list[Any]) -> list[Decimal | None]:
-    """Stored nanos as Decimals, one shared object per distinct amount (prices repeat a lot)."""
-    made: dict[int, Decimal] = {}
-    out: list[Decimal | None] = []
-    for value in nanos:
-        if value is None or value != value:
-            out.append(None)
-            continue
-        amount = made.get(value)
-        if amount is None:
-            amount = made[value] = from_nanos(int(value))
-        out.append(amount)
-    return out
 
 
 def issues_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
@@ -254,15 +236,9 @@ def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.Dat
         position = bisect.bisect_left(run_ids, valid_to_run)
         return runs[position - 1][1] if position else None
 
-    raw = [type_coerce(c, c.type.impl).label(c.name) if isinstance(c.type, Money | UTCDateTime) else c
-           for c in number_versions.columns if c.name not in ("row_hash", "features")]
-    result = connection.execute(select(*raw).order_by(number_versions.c.number_id, number_versions.c.valid_from_run))
-    frame = pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
-    for name in ("purchased_at", "released_at", "inbound_assigned_at", "outbound_assigned_at"):
-        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
-    for name in ("upfront_cost", "monthly_cost"):
-        frame[name] = pd.Series(decimals(frame[name].tolist()), index=frame.index, dtype=object)
-    frame = frame[frame["valid_from_run"].isin(as_of)]  # versions of complete runs only
+    complete = select(sync_runs.c.id).where(sync_runs.c.status == "complete")
+    frame = table_frame(connection, number_versions, number_versions.c.valid_from_run.in_(complete),
+                        number_versions.c.number_id, number_versions.c.valid_from_run)
     observations: dict[str, list[PriceObservation]] = {}
     for number_id, cost, opened, closed in zip(frame["number_id"].tolist(), frame["monthly_cost"].tolist(),
                                                frame["valid_from_run"].tolist(), frame["valid_to_run"].tolist(),

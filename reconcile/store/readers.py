@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -71,22 +72,36 @@ def _frame(connection: Connection, query: Any) -> pd.DataFrame:
     return pd.DataFrame([tuple(row) for row in result], columns=columns)
 
 
-def _table_frame(connection: Connection, table: Table, where: Any, order_by: Any) -> pd.DataFrame:
-    """A whole table's rows as a frame, decoded per column (vectorised), not per value.
+def table_frame(connection: Connection, table: Table, where: Any, *order_by: Any) -> pd.DataFrame:
+    """A table's rows as a frame, decoded per column (vectorised), not per value.
 
     Money and UTC columns are read raw and converted once per column: for 100,000
     versions this is several times faster than SQLAlchemy's per-value decoding.
     """
     columns = [type_coerce(c, c.type.impl).label(c.name) if isinstance(c.type, Money | UTCDateTime) else c
                for c in table.columns]
-    frame = _frame(connection, select(*columns).where(where).order_by(order_by))
+    frame = _frame(connection, select(*columns).where(where).order_by(*order_by))
     for c in table.columns:
         if isinstance(c.type, UTCDateTime):
             frame[c.name] = pd.to_datetime(frame[c.name], utc=True, format="ISO8601")
         elif isinstance(c.type, Money):
-            frame[c.name] = pd.Series([None if v is None or v != v else from_nanos(int(v)) for v in frame[c.name]],
-                                      index=frame.index, dtype=object)
+            frame[c.name] = pd.Series(decimals(frame[c.name].tolist()), index=frame.index, dtype=object)
     return frame
+
+
+def decimals(nanos: list[Any]) -> list[Decimal | None]:
+    """Stored nanos as Decimals, one shared object per distinct amount (prices repeat a lot)."""
+    made: dict[int, Decimal] = {}
+    out: list[Decimal | None] = []
+    for value in nanos:
+        if value is None or value != value:
+            out.append(None)
+            continue
+        amount = made.get(value)
+        if amount is None:
+            amount = made[value] = from_nanos(int(value))
+        out.append(amount)
+    return out
 
 
 def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -94,13 +109,13 @@ def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ..
     where = _open_at(number_versions, run_id)
     if statuses:
         where = and_(where, number_versions.c.status.in_(statuses))
-    return _table_frame(connection, number_versions, where, number_versions.c.number_id)
+    return table_frame(connection, number_versions, where, number_versions.c.number_id)
 
 
 def changed_since(connection: Connection, previous_run_id: int, run_id: int) -> pd.DataFrame:
     """The versions open at `previous_run_id` that runs up to `run_id` closed: the numbers that changed."""
     where = and_(_open_at(number_versions, previous_run_id), number_versions.c.valid_to_run <= run_id)
-    return _table_frame(connection, number_versions, where, number_versions.c.number_id)
+    return table_frame(connection, number_versions, where, number_versions.c.number_id)
 
 
 def agents_as_of(connection: Connection, run_id: int) -> pd.DataFrame:
