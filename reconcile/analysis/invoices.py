@@ -108,14 +108,15 @@ def reconcile_invoices(
     findings: list[dict[str, Any]] = []
 
     def finding(issue: str, line: Any | None, expected: Decimal, billed: Decimal, currency: str, detail: str,
-                fee: ExpectedFee | None = None, number_id: str | None = None, phone: str | None = None) -> None:
+                fee: ExpectedFee | None = None, number_id: str | None = None, phone: str | None = None,
+                invoice_id: str | None = None) -> None:
         source = fee or line
         number_id = number_id if number_id is not None else getattr(source, "number_id", None)
         phone = phone or getattr(source, "phone_number", None)
         if not phone and number_id in numbers:
             phone = numbers[number_id].phone_number
         findings.append({
-            "invoice_id": line.invoice_id if line is not None else invoice_of.get(currency, ""),
+            "invoice_id": invoice_id or (line.invoice_id if line is not None else invoice_of.get(currency, "")),
             "line_item_id": line.line_item_id if line is not None else None,
             "number_id": number_id, "phone_number": phone,
             "issue": issue, "expected_amount": expected, "billed_amount": billed, "difference": billed - expected,
@@ -130,15 +131,11 @@ def reconcile_invoices(
     for invoice_id, amount in zip(lines["invoice_id"], lines["amount"], strict=True):
         sums[invoice_id] += amount
     for row in headers.itertuples(index=False):
-        check(row.currency).lines_total += sums.get(row.invoice_id, ZERO)
-        if sums.get(row.invoice_id, ZERO) != row.total:
-            findings.append({
-                "invoice_id": row.invoice_id, "line_item_id": None, "number_id": None, "phone_number": None,
-                "issue": "total_mismatch", "expected_amount": sums.get(row.invoice_id, ZERO),
-                "billed_amount": row.total, "difference": row.total - sums.get(row.invoice_id, ZERO),
-                "currency": row.currency, "service_period_start": period.first, "service_period_end": period.after,
-                "detail": "the invoice total is not the sum of its lines",
-            })
+        lines_total = sums.get(row.invoice_id, ZERO)
+        check(row.currency).lines_total += lines_total
+        if lines_total != row.total:
+            finding("total_mismatch", None, lines_total, row.total, row.currency,
+                    "the invoice total is not the sum of its lines", invoice_id=row.invoice_id)
 
     # number fees
     expected = [fee for number in numbers.values() for fee in expected_fees(number, period)]
