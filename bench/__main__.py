@@ -132,25 +132,12 @@ def scale(args: argparse.Namespace, bench: Bench, engines: list[str], cleanups: 
                 print(f"keeping the {kind} store: {make_url(stores[kind]).render_as_string()}", flush=True)
 
         first = clock_of(sandbox)
-        after = format_timestamp(parse_timestamp(first) - dt.timedelta(days=BACKFILL_DAYS))
-        fetch = bench.record("fetch_floor", "-", run_child("fetch_floor", url=sandbox.url, after=after, before=first,
-                                                           slices=SLICES))
-        for kind, url in stores.items():
-            sync = run_child("sync", url=sandbox.url, database_url=url, as_of=first, slices=SLICES)
-            insert = bench.record("insert_floor", kind, run_child("insert_floor", source_url=url,
-                                                                  target_url=floors[kind], run_id=sync["run_id"]))
-            bench.record("sync_full", kind, sync, fetch["wall_s"] + insert["wall_s"], "fetch + insert")
-
+        backfill = format_timestamp(parse_timestamp(first) - dt.timedelta(days=BACKFILL_DAYS))
+        measure_sync(bench, "sync_full", sandbox, stores, floors, after=backfill, as_of=first)
         sandbox.advance(1)
         second = clock_of(sandbox)
-        after = format_timestamp(parse_timestamp(first) - dt.timedelta(minutes=OVERLAP_MIN))
-        fetch = bench.record("fetch_floor", "-", run_child("fetch_floor", url=sandbox.url, after=after, before=second,
-                                                           slices=SLICES))
-        for kind, url in stores.items():
-            sync = run_child("sync", url=sandbox.url, database_url=url, as_of=second, slices=SLICES)
-            insert = bench.record("insert_floor", kind, run_child("insert_floor", source_url=url,
-                                                                  target_url=floors[kind], run_id=sync["run_id"]))
-            bench.record("sync_incremental", kind, sync, fetch["wall_s"] + insert["wall_s"], "fetch + insert")
+        overlap = format_timestamp(parse_timestamp(first) - dt.timedelta(minutes=OVERLAP_MIN))
+        measure_sync(bench, "sync_incremental", sandbox, stores, floors, after=overlap, as_of=second)
 
         # the sandbox builds its invoices on the first request (seconds at this size): not the job's time
         httpx.get(sandbox.url + "/billing/invoices", headers=sandbox.headers, timeout=600).raise_for_status()
@@ -163,6 +150,18 @@ def scale(args: argparse.Namespace, bench: Bench, engines: list[str], cleanups: 
                                                            out=str(OUT / f"monthly-{kind}")))
     finally:
         sandbox.stop()
+
+
+def measure_sync(bench: Bench, name: str, sandbox: SandboxProcess, stores: dict[str, str], floors: dict[str, str],
+                 after: str, as_of: str) -> None:
+    """One night's sync into each store, beside its floor: the pages it reads, then the rows it wrote."""
+    fetch = bench.record("fetch_floor", "-", run_child("fetch_floor", url=sandbox.url, after=after, before=as_of,
+                                                       slices=SLICES))
+    for kind, url in stores.items():
+        sync = run_child("sync", url=sandbox.url, database_url=url, as_of=as_of, slices=SLICES)
+        insert = bench.record("insert_floor", kind, run_child("insert_floor", source_url=url,
+                                                              target_url=floors[kind], run_id=sync["run_id"]))
+        bench.record(name, kind, sync, fetch["wall_s"] + insert["wall_s"], "fetch + insert")
 
 
 def throttled(args: argparse.Namespace, bench: Bench, cleanups: list[Any]) -> None:

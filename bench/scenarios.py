@@ -13,12 +13,13 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from reconcile.config import SANDBOX_API_KEY
 from reconcile.truedy import RetryPolicy, TruedyClient, make_http_client
 
 SCENARIOS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+T = TypeVar("T")
 
 
 def scenario(function: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -68,25 +69,33 @@ def database_size_mb(url: str) -> float:
     return round(int(size or 0) / 2**20, 1)
 
 
-@scenario
-def sync(params: dict[str, Any]) -> dict[str, Any]:
-    """One sync run into `database_url` as of the sandbox's clock."""
+def _job_on_store(params: dict[str, Any], job: Callable[[TruedyClient, Any, Any], T]) -> tuple[T, float, Any]:
+    """Run `job(client, engine, as_of)` against the sandbox and `database_url`: its result, wall time, request stats."""
     from reconcile.clock import parse_timestamp
     from reconcile.store.database import open_engine
-    from reconcile.sync import SyncOptions, run_sync
 
     engine = open_engine(params["database_url"])
     as_of = parse_timestamp(params["as_of"])
     with client_for(params) as client:
         started = time.perf_counter()
-        summary = run_sync(client, engine, clock=lambda: as_of, options=SyncOptions(call_slices=params.get("slices", 4)))
+        result = job(client, engine, as_of)
         wall = time.perf_counter() - started
-        http_429, retries = client.stats.by_status[429], client.stats.retries
     engine.dispose()
+    return result, wall, client.stats
+
+
+@scenario
+def sync(params: dict[str, Any]) -> dict[str, Any]:
+    """One sync run into `database_url` as of the sandbox's clock."""
+    from reconcile.sync import SyncOptions, run_sync
+
+    options = SyncOptions(call_slices=params.get("slices", 4))
+    summary, wall, stats = _job_on_store(
+        params, lambda client, engine, as_of: run_sync(client, engine, clock=lambda: as_of, options=options))
     return {"wall_s": round(wall, 2), "requests": summary.requests, "numbers": summary.numbers_seen,
             "versions_opened": summary.versions_opened, "versions_closed": summary.versions_closed,
-            "calls_added": summary.calls_added, "run_id": summary.run_id, "http_429": http_429, "retries": retries,
-            "peak_rss_mb": peak_rss_mb(), "db_mb": database_size_mb(params["database_url"])}
+            "calls_added": summary.calls_added, "run_id": summary.run_id, "http_429": stats.by_status[429],
+            "retries": stats.retries, "peak_rss_mb": peak_rss_mb(), "db_mb": database_size_mb(params["database_url"])}
 
 
 @scenario
@@ -184,19 +193,11 @@ def _copy(cursor: Any, table: str, columns: list[str], body: list[tuple[Any, ...
 def sync_invoices(params: dict[str, Any]) -> dict[str, Any]:
     """The monthly job's invoice sync for the month before the sandbox's clock."""
     from jobs.monthly import previous_period
-    from reconcile.clock import parse_timestamp
     from reconcile.invoice_sync import run_invoice_sync
-    from reconcile.store.database import open_engine
 
-    engine = open_engine(params["database_url"])
-    as_of = parse_timestamp(params["as_of"])
-    with client_for(params) as client:
-        started = time.perf_counter()
-        summary = run_invoice_sync(client, engine, (previous_period(as_of),), clock=lambda: as_of)
-        wall = time.perf_counter() - started
-        requests = client.stats.requests
-    engine.dispose()
-    return {"wall_s": round(wall, 2), "requests": requests, "invoices": summary.invoices_listed,
+    summary, wall, stats = _job_on_store(params, lambda client, engine, as_of: run_invoice_sync(
+        client, engine, (previous_period(as_of),), clock=lambda: as_of))
+    return {"wall_s": round(wall, 2), "requests": stats.requests, "invoices": summary.invoices_listed,
             "lines": summary.lines_read, "peak_rss_mb": peak_rss_mb()}
 
 
