@@ -93,18 +93,19 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
                                             f"Truedy lists no invoice for {period}")
     names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
     held = monthly.with_cost_at(latest, facts, period.end, names)
+    moved = monthly.movement(latest, period)
     recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
     recurring["Agent"] = monthly.top_rows(recurring["Agent"], TOP_AGENTS, "other agents")
     estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
     focus = FocusExport(period, month_headers, lines, facts, monthly.number_tags(latest, names), estimates)
     return MonthlyReview(
-        period=period, generated_at=now, movement=monthly.movement(latest, period), recurring=recurring,
+        period=period, generated_at=now, movement=moved, recurring=recurring,
         recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
         estimates=monthly.estimated_carrier_cost(held, estimates),
         waste=totals_by_currency(waste["waste"], waste["currency"]) if len(waste) else [],
         waste_as_of=closing_run.as_of if closing_run else None,
         realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if len(realised) else [],
-        realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period),
+        realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period, held, moved),
         reconciliation=reconciliation, invoices=month_headers, invoice_issues=issues, focus=focus,
         newest_run=newest.as_of if newest else None)
 

@@ -112,16 +112,15 @@ def estimated_carrier_cost(held: pd.DataFrame, estimates: dict[str, tuple[Decima
 
 
 def month_rows(latest: pd.DataFrame, facts: dict[str, NumberFacts], headers: pd.DataFrame, period: Period,
-               months: int = 6) -> list[MonthRow]:
-    """The review's month and the ones before it, oldest first."""
+               held: pd.DataFrame, moved: Movement, months: int = 6) -> list[MonthRow]:
+    """The review's month (its `held` numbers and movement already worked out) and the ones before it, oldest first."""
     rows = []
     for back in range(months - 1, -1, -1):
         month = period.shifted(-back)
-        held = with_cost_at(latest, facts, month.end)
-        m = movement(latest, month)
+        month_held, m = (held, moved) if back == 0 else (with_cost_at(latest, facts, month.end), movement(latest, month))
         invoiced = headers[headers["period_start"] == month.first] if len(headers) else headers
         rows.append(MonthRow(month, m.closing, len(m.bought), len(m.released),
-                             totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
+                             totals_by_currency(month_held["cost_at"].tolist(), month_held["currency"].tolist()),
                              totals_by_currency(invoiced["total"], invoiced["currency"]) if len(invoiced) else []))
     return rows
 
