@@ -156,10 +156,6 @@ class FocusExport:
         yield focus_rows(self.period, self.headers, self.lines.iloc[0:0], self.numbers, self.attributes,
                          self.estimates)
 
-    def frame(self) -> pd.DataFrame:
-        """Every row at once (small months, tests)."""
-        return pd.concat(list(self.chunks()), ignore_index=True)
-
 
 def billed_by_currency(rows: pd.DataFrame) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = {}
