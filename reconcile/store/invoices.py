@@ -238,7 +238,8 @@ def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.Dat
 
     complete = select(sync_runs.c.id).where(sync_runs.c.status == "complete")
     frame = table_frame(connection, number_versions, number_versions.c.valid_from_run.in_(complete),
-                        number_versions.c.number_id, number_versions.c.valid_from_run)
+                        number_versions.c.number_id, number_versions.c.valid_from_run,
+                        skip=("row_hash", "source_hash", "features"))
     observations: dict[str, list[PriceObservation]] = {}
     for number_id, cost, opened, closed in zip(frame["number_id"].tolist(), frame["monthly_cost"].tolist(),
                                                frame["valid_from_run"].tolist(), frame["valid_to_run"].tolist(),
