@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
 from sqlalchemy import Engine
 
@@ -13,7 +15,7 @@ from jobs.runtime import open_store
 from reconcile.analysis.digests import Digest, build_digests, route
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
-from reconcile.errors import DeliveryError
+from reconcile.delivery import UNKNOWN_HINT, DeliveryOutcome, deliver_once
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.money import format_amount
 from reconcile.store import digests as sent_log
@@ -30,6 +32,7 @@ class CleanupOutcome:
     sent: dict[str, str] = field(default_factory=dict)      # recipient -> where it went
     skipped: list[str] = field(default_factory=list)        # already sent for this run
     failed: dict[str, str] = field(default_factory=dict)    # recipient -> why
+    unknown: list[str] = field(default_factory=list)        # an earlier attempt's fate is unknown: not resent
     bad_owner_values: int = 0
 
     def lines(self) -> list[str]:
@@ -42,6 +45,8 @@ class CleanupOutcome:
                 state = "sent"
             elif digest.recipient in self.skipped:
                 state = "already sent for this run"
+            elif digest.recipient in self.unknown:
+                state = f"NOT resent, fate unknown: {UNKNOWN_HINT}"
             else:
                 state = f"FAILED: {self.failed.get(digest.recipient, '?')}"
             out.append(f"{digest.recipient} ({'+'.join(digest.roles)}): {digest.count} numbers, "
@@ -51,19 +56,19 @@ class CleanupOutcome:
                        "their numbers went to the default recipients")
         verb = "would send" if self.dry_run else "sent"
         out.append(f"cleanup for sync run {self.run_id}: {verb} {len(self.sent) if not self.dry_run else len(self.digests)}"
-                   f" digest(s), {len(self.skipped)} already sent, {len(self.failed)} failed")
+                   f" digest(s), {len(self.skipped)} already sent, {len(self.failed)} failed"
+                   + (f", {len(self.unknown)} of unknown fate (not resent)" if self.unknown else ""))
         return out
 
 
 def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Transport | None = None,
-                dry_run: bool = False, clock: Clock = system_clock) -> CleanupOutcome:
+                dry_run: bool = False, clock: Clock = system_clock, resend_unknown: bool = False) -> CleanupOutcome:
     """Send the digests of the newest complete run. The caller holds the run lock."""
     engine = engine or open_store(settings)
     evaluation = evaluate_run(settings, engine, record_history=not dry_run)
     result, run_id = evaluation.result, evaluation.run.id
     with engine.connect() as connection:
         previous = sent_log.previous_numbers(connection, run_id)
-        done = sent_log.already_sent(connection, run_id)
     notify = settings.notify
     routing = route(result.flagged, evaluation.agents, notify.owner_metadata_key, notify.default_recipients,
                     notify.finance_recipients)
@@ -73,18 +78,20 @@ def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Tra
         return outcome
     transport = transport or transport_for(settings.mail)
     for digest in digests:
-        if digest.recipient in done:
-            outcome.skipped.append(digest.recipient)
-            continue
         try:
-            outcome.sent[digest.recipient] = _send(settings, transport, digest, run_id, evaluation.run.as_of)
-        except (DeliveryError, ValueError) as exc:
-            outcome.failed[digest.recipient] = str(exc)
-            log.error("digest for %s failed: %s", digest.recipient, exc)
-            continue
-        with engine.begin() as connection:
-            sent_log.record_sent(connection, run_id, digest.recipient, clock(), _message_id(run_id, digest),
-                                 list(digest.rows["number_id"]))
+            delivery = deliver_once(
+                engine, transport, functools.partial(_message, settings, digest, run_id, evaluation.run.as_of),
+                run_id=run_id, kind="cleanup",
+                envelopes={digest.recipient: [digest.recipient, *settings.notify.cc, *settings.notify.bcc]},
+                number_ids=list(digest.rows["number_id"]), clock=clock, resend_unknown=resend_unknown)
+        except ValueError as exc:  # a message we refuse to build (a header would break): not sent, not logged
+            delivery = DeliveryOutcome(failed={digest.recipient: str(exc)})
+        outcome.sent.update(delivery.sent)
+        outcome.skipped += delivery.skipped
+        outcome.unknown += delivery.unknown
+        outcome.failed.update(delivery.failed)
+        for recipient, why in delivery.failed.items():
+            log.error("digest for %s failed: %s", recipient, why)
     return outcome
 
 
@@ -92,10 +99,9 @@ def _message_id(run_id: int, digest: Digest) -> str:
     return message_id_for("cleanup", str(run_id), digest.recipient)
 
 
-def _send(settings: Settings, transport: Transport, digest: Digest, run_id: int, as_of: dt.datetime) -> str:
+def _message(settings: Settings, digest: Digest, run_id: int, as_of: dt.datetime) -> EmailMessage:
     content = render_digest(digest, as_of, settings.notify.digest_max_rows)
-    message = build_message(
+    return build_message(
         sender=settings.mail.from_address, to=[digest.recipient], cc=settings.notify.cc, subject=content.subject,
         text=content.text, html=content.html, attachments=[Attachment(content.filename, content.csv)],
         message_id=_message_id(run_id, digest), date=as_of)
-    return transport.send(message, [digest.recipient, *settings.notify.cc, *settings.notify.bcc])

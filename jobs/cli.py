@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.logs import redact, register_secrets, setup_logging
 from reconcile.config import SANDBOX_API_KEY, Settings, load_settings
-from reconcile.errors import ReconcileError
+from reconcile.errors import ReconcileError, StoreError
+from reconcile.redaction import safe_line
 
 
 class Context:
@@ -45,14 +47,20 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ReconcileError as exc:
-            click.echo(f"reconcile: {redact(str(exc))}", err=True)
+            click.echo(f"reconcile: {safe_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except SQLAlchemyError as exc:  # a database fault no layer below classified: still exit 4, one line
+            from reconcile.store.database import first_line
+
+            click.echo(f"reconcile: database error: {first_line(exc)}; check the database "
+                       "(RECONCILE_DATABASE_URL), then run again", err=True)
+            sys.exit(StoreError.exit_code)
         except KeyboardInterrupt:
             click.echo("reconcile: interrupted; nothing was committed by the unfinished step", err=True)
             sys.exit(130)
         except Exception as exc:  # the last resort: one line, no traceback, no secret
             click.echo(
-                f"reconcile: unexpected error ({type(exc).__name__}: {redact(str(exc))[:300]}); "
+                f"reconcile: unexpected error ({type(exc).__name__}: {safe_line(str(exc), 300)}); "
                 "rerun with RECONCILE_DEBUG=1 for a traceback and report it",
                 err=True,
             )
@@ -175,11 +183,20 @@ TRIGGER = click.option("--trigger", type=click.Choice(["cron", "manual"]), defau
                        help="Recorded in the job history (default: manual on a terminal, cron otherwise).")
 
 
-def _run_job(ctx: Context, job: str, trigger: str | None, as_of: str | None = None) -> None:
-    from jobs.runner import execute_job
+RESEND_UNKNOWN = click.option("--resend-unknown", is_flag=True,
+                              help="Send again the messages whose fate is unknown (the process died while the "
+                                   "mail server had them); check the server's log first.")
+
+
+def _run_job(ctx: Context, job: str, trigger: str | None, as_of: str | None = None,
+             resend_unknown: bool = False) -> None:
+    import functools
+
+    from jobs.runner import JOBS, execute_job
 
     trigger = trigger or ("manual" if sys.stdin.isatty() else "cron")
-    result = execute_job(ctx.settings, job, trigger, clock=_clock(as_of))
+    jobs = {**JOBS, job: functools.partial(JOBS[job], resend_unknown=True)} if resend_unknown else None
+    result = execute_job(ctx.settings, job, trigger, clock=_clock(as_of), jobs=jobs)
     click.echo(result.summary)
 
 
@@ -196,11 +213,12 @@ def run_nightly_command(ctx: Context, as_of: str | None, trigger: str | None) ->
 @run.command("monthly")
 @click.option("--as-of", "as_of", default=None, help="Pretend the run happens at this RFC 3339 time.")
 @TRIGGER
+@RESEND_UNKNOWN
 @click.pass_obj
 @fail_cleanly
-def run_monthly_command(ctx: Context, as_of: str | None, trigger: str | None) -> None:
+def run_monthly_command(ctx: Context, as_of: str | None, trigger: str | None, resend_unknown: bool) -> None:
     """The finance review of the previous calendar month (recorded in the job history)."""
-    _run_job(ctx, "monthly", trigger, as_of)
+    _run_job(ctx, "monthly", trigger, as_of, resend_unknown)
 
 
 @cli.group()
@@ -210,30 +228,32 @@ def notify() -> None:
 
 @notify.command("cleanup")
 @click.option("--dry-run", is_flag=True, help="Print who would get what; send and record nothing.")
+@RESEND_UNKNOWN
 @click.pass_obj
 @fail_cleanly
-def notify_cleanup(ctx: Context, dry_run: bool) -> None:
+def notify_cleanup(ctx: Context, dry_run: bool, resend_unknown: bool) -> None:
     """One cleanup digest per recipient for the newest complete run (never twice)."""
-    _cleanup(ctx.settings, dry_run)
+    _cleanup(ctx.settings, dry_run, resend_unknown)
 
 
 @run.command("cleanup")
 @TRIGGER
+@RESEND_UNKNOWN
 @click.pass_obj
 @fail_cleanly
-def run_cleanup_command(ctx: Context, trigger: str | None) -> None:
+def run_cleanup_command(ctx: Context, trigger: str | None, resend_unknown: bool) -> None:
     """The cleanup job, as the scheduler runs it (recorded in the job history)."""
-    _run_job(ctx, "cleanup", trigger)
+    _run_job(ctx, "cleanup", trigger, resend_unknown=resend_unknown)
 
 
-def _cleanup(settings: Settings, dry_run: bool) -> None:
+def _cleanup(settings: Settings, dry_run: bool, resend_unknown: bool = False) -> None:
     from jobs.cleanup import run_cleanup
     from jobs.runtime import exclusive_run, open_store
     from reconcile.errors import DeliveryError
 
     engine = open_store(settings)
     with exclusive_run(engine):
-        outcome = run_cleanup(settings, engine=engine, dry_run=dry_run)
+        outcome = run_cleanup(settings, engine=engine, dry_run=dry_run, resend_unknown=resend_unknown)
     for line in outcome.lines():
         click.echo(line)
     if outcome.failed:
@@ -294,7 +314,7 @@ def db() -> None:
 def db_upgrade(ctx: Context) -> None:
     """Apply schema migrations (safe to run again)."""
     from jobs.runtime import open_store
-    from reconcile.config import redact_url
+    from reconcile.redaction import redact_url
     from reconcile.store.database import upgrade
 
     engine = open_store(ctx.settings, check=False)

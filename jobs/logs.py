@@ -6,23 +6,22 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Iterable
 
-_SECRETS: set[str] = set()
+from reconcile.redaction import printable, redact, register_secrets
 
-
-def register_secrets(values: Iterable[str]) -> None:
-    """Values that must never be printed; every log line and error line is scrubbed of them."""
-    _SECRETS.update(value for value in values if value and len(value) >= 4)
+__all__ = ["redact", "register_secrets", "setup_logging"]
 
 
-def redact(text: str) -> str:
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return text
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, redacted, on one line (upstream text may carry line breaks)."""
+    return printable(redact(record.getMessage()))
 
 
 class _RedactingFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = _message(record)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
 
@@ -33,7 +32,7 @@ class _JsonFormatter(logging.Formatter):
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

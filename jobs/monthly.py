@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +20,11 @@ from reconcile.analysis.monthly import MonthlyReview
 from reconcile.analysis.nightly import totals_by_currency
 from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
-from reconcile.errors import ConfigError, StoreError
+from reconcile.delivery import UNKNOWN_HINT, deliver_once
+from reconcile.errors import ConfigError, DeliveryError, StoreError
 from reconcile.invoice_sync import InvoiceSyncSummary, run_invoice_sync
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.progress import Progress, progress_for
-from reconcile.store import digests as sent_log
 from reconcile.store import flags as flag_store
 from reconcile.store import invoices as invoice_store
 from reconcile.store import readers
@@ -41,9 +42,13 @@ class MonthlyOutcome:
     files: MonthlyFiles
     sent: list[str] = field(default_factory=list)
     already_sent: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
         mailed = f"; sent to {', '.join(self.sent)}" if self.sent else ""
+        if self.unknown:
+            mailed += f"; NOT resent to {', '.join(self.unknown)}: {UNKNOWN_HINT}"
         return (f"monthly review of {self.review.period}: {self.review.headline}; written to "
                 f"{self.files.directory}{mailed}")
 
@@ -129,40 +134,41 @@ def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Cl
 
 
 def run_monthly(settings: Settings, clock: Clock, engine: Engine | None = None, progress: Progress | None = None,
-                transport: Transport | None = None) -> MonthlyOutcome:
+                transport: Transport | None = None, resend_unknown: bool = False) -> MonthlyOutcome:
     """The scheduled job: the review of the calendar month before the clock's (UTC), sent to finance once."""
     engine = engine or open_store(settings)
     outcome = report_monthly(settings, engine, previous_period(clock()), clock, progress=progress)
-    send_review(settings, engine, outcome, transport, clock)
+    send_review(settings, engine, outcome, transport, clock, resend_unknown)
     return outcome
 
 
 def send_review(settings: Settings, engine: Engine, outcome: MonthlyOutcome, transport: Transport | None,
-                clock: Clock) -> None:
+                clock: Clock, resend_unknown: bool = False) -> None:
     """Mail the review to `notify.finance_recipients`, once per month and recipient (the sent log says)."""
     recipients = list(settings.notify.finance_recipients)
     if not recipients:
         return
     kind = f"monthly:{outcome.review.period}"
     with engine.connect() as connection:
-        done = sent_log.sent_to(connection, kind)
         run = readers.latest_complete_run(connection)
     if run is None:
         log.warning("no complete sync run in the store: the monthly review is not mailed")
         return
-    outcome.already_sent = [r for r in recipients if r in done]
-    missing = [r for r in recipients if r not in done]
-    if not missing:
-        return
     content = render_review_mail(outcome.review, str(outcome.files.directory))
-    message_id = message_id_for("monthly", str(outcome.review.period))
-    message = build_message(sender=settings.mail.from_address, to=missing, subject=content.subject,
-                            text=content.text, html=content.html, date=clock(), message_id=message_id,
-                            attachments=[Attachment(content.filename, content.csv)])
-    (transport or transport_for(settings.mail)).send(message, missing)  # DeliveryError: nothing recorded, rerun
-    with engine.begin() as connection:
-        for recipient in missing:
-            sent_log.record_sent(connection, run.id, recipient, clock(), message_id,
-                                 [str(n) for n in outcome.review.reconciliation.findings["number_id"] if n], kind)
-    outcome.sent = missing
+
+    def build() -> EmailMessage:
+        return build_message(sender=settings.mail.from_address, to=recipients, subject=content.subject,
+                             text=content.text, html=content.html, date=clock(),
+                             message_id=message_id_for("monthly", str(outcome.review.period)),
+                             attachments=[Attachment(content.filename, content.csv)])
+
+    numbers = [str(n) for n in outcome.review.reconciliation.findings["number_id"] if n]
+    delivery = deliver_once(engine, transport or transport_for(settings.mail), build, run_id=run.id, kind=kind,
+                            envelopes={r: [r] for r in recipients}, number_ids=numbers, clock=clock,
+                            resend_unknown=resend_unknown, once_per_run=False)
+    outcome.sent, outcome.already_sent = list(delivery.sent), delivery.skipped
+    outcome.unknown, outcome.failed = delivery.unknown, delivery.failed
+    if delivery.failed:
+        raise DeliveryError(f"the review was written but not mailed to {', '.join(sorted(delivery.failed))} "
+                            f"({next(iter(delivery.failed.values()))}); run the job again to send only those")
 

@@ -11,26 +11,30 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.cleanup import run_cleanup
-from jobs.logs import redact
 from jobs.monthly import run_monthly
 from jobs.nightly import run_nightly
 from jobs.runtime import open_store
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
-from reconcile.errors import DeliveryError, LockedError, ReconcileError
+from reconcile.errors import DeliveryError, LockedError, ReconcileError, StoreError
 from reconcile.mail import Transport, build_message, message_id_for, transport_for
+from reconcile.redaction import safe_line
 from reconcile.schedule import latest_slot, slot_key
 from reconcile.store import jobs as history
+from reconcile.store.database import first_line
 from reconcile.store.lock import RunLock
 from reports.alert import render_alert
 
 log = logging.getLogger("reconcile.jobs")
 
+T = TypeVar("T")
 JobFunction = Callable[[Settings, Engine, Clock], str]
 
 
@@ -39,16 +43,16 @@ def nightly_job(settings: Settings, engine: Engine, clock: Clock) -> str:
     return f"{outcome.sync.line() if outcome.sync else ''}; {outcome.line()}"
 
 
-def cleanup_job(settings: Settings, engine: Engine, clock: Clock) -> str:
-    outcome = run_cleanup(settings, engine=engine, clock=clock)
+def cleanup_job(settings: Settings, engine: Engine, clock: Clock, resend_unknown: bool = False) -> str:
+    outcome = run_cleanup(settings, engine=engine, clock=clock, resend_unknown=resend_unknown)
     if outcome.failed:
         raise DeliveryError(f"{len(outcome.failed)} of {len(outcome.digests)} digest(s) failed "
                             f"({', '.join(sorted(outcome.failed))}); rerun to send only those")
     return outcome.lines()[-1]
 
 
-def monthly_job(settings: Settings, engine: Engine, clock: Clock) -> str:
-    outcome = run_monthly(settings, clock=clock, engine=engine)
+def monthly_job(settings: Settings, engine: Engine, clock: Clock, resend_unknown: bool = False) -> str:
+    outcome = run_monthly(settings, clock=clock, engine=engine, resend_unknown=resend_unknown)
     return f"{outcome.invoices.line() if outcome.invoices else ''}; {outcome.line()}"
 
 
@@ -85,34 +89,50 @@ def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = syste
     try:
         lock.acquire()
     except LockedError as exc:
-        history.record_skipped(engine, job, trigger, slot, str(exc), now)
+        _history(history.record_skipped, engine, job, trigger, slot, str(exc), now)
         if trigger == "scheduler":
             log.warning("%s: skipped, %s", job, exc)
             return JobResult(job, "skipped", 5, str(exc), slot)
         raise
     try:
-        abandoned = history.abandon_running(engine, now)
+        abandoned = _history(history.abandon_running, engine, now)
         if abandoned:
             log.warning("marked %d earlier job run(s) abandoned: they ended before finishing", abandoned)
-        if trigger == "scheduler" and slot and history.ran_for_slot(engine, job, slot):
+        if trigger == "scheduler" and slot and _history(history.ran_for_slot, engine, job, slot):
             return JobResult(job, "skipped", 0, f"already ran for slot {slot}", slot)
-        run_id = history.start(engine, job, trigger, slot, now)
+        run_id = _history(history.start, engine, job, trigger, slot, now)
         log.info("%s: started (%s, slot %s)", job, trigger, slot)
         try:
             summary = jobs[job](settings, engine, clock)
         except BaseException as exc:
             code = exc.exit_code if isinstance(exc, ReconcileError) else (130 if not isinstance(exc, Exception) else 1)
-            line = redact(str(exc) if isinstance(exc, ReconcileError) else f"{type(exc).__name__}: {exc}")[:500]
-            history.finish(engine, run_id, "failed", code, line, clock())
+            if isinstance(exc, SQLAlchemyError):
+                code, text = StoreError.exit_code, f"database error: {first_line(exc)}"
+            else:
+                text = str(exc) if isinstance(exc, ReconcileError) else f"{type(exc).__name__}: {exc}"
+            line = safe_line(text, 500)
+            try:
+                _history(history.finish, engine, run_id, "failed", code, line, clock())
+            except StoreError as store_error:  # the store itself is failing: say so, keep the job's own error
+                log.error("%s: %s", job, store_error)
             log.error("%s: failed (exit %d): %s", job, code, line)
             if isinstance(exc, Exception):
                 _alert(settings, engine, run_id, job, trigger, slot, now, code, line, transport)
             raise
-        history.finish(engine, run_id, "succeeded", 0, summary, clock())
+        _history(history.finish, engine, run_id, "succeeded", 0, safe_line(summary, 2000), clock())
         log.info("%s: succeeded: %s", job, summary)
         return JobResult(job, "succeeded", 0, summary, slot)
     finally:
         lock.release()
+
+
+def _history(write: Callable[..., T], *args: object) -> T:
+    """A job-history read or write; a database fault becomes the one StoreError line (exit 4)."""
+    try:
+        return write(*args)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read or write the job history: {first_line(exc)}; check the database "
+                         "(read-only file, full disk, or locked by another program), then run again") from None
 
 
 def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: str, slot: str | None,
@@ -121,7 +141,12 @@ def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: s
     if not recipients:
         log.warning("%s failed but notify.ops_recipients is empty: no alert sent", job)
         return
-    if history.alerted_for_slot(engine, job, slot):
+    try:
+        alerted = _history(history.alerted_for_slot, engine, job, slot)
+    except StoreError as exc:
+        log.error("%s: no failure alert: %s", job, exc)
+        return
+    if alerted:
         log.info("%s: ops were already alerted for slot %s", job, slot)
         return
     local = started.astimezone(ZoneInfo(settings.schedule.timezone)).strftime("%Y-%m-%d %H:%M %Z")
@@ -134,4 +159,7 @@ def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: s
     except (DeliveryError, ValueError) as exc:
         log.error("%s: the failure alert could not be sent: %s", job, exc)
         return
-    history.mark_alerted(engine, run_id)
+    try:
+        _history(history.mark_alerted, engine, run_id)
+    except StoreError as exc:
+        log.error("%s: the alert was sent but not recorded: %s", job, exc)

@@ -54,6 +54,9 @@ class JobScheduler:
         return [job for job in ("nightly", "cleanup", "monthly") if job in JOBS]
 
     def fire(self, job: str, slot: str | None = None) -> None:
+        if self.stopping.is_set():  # after SIGTERM no job starts, not even one already due
+            log.info("%s: not started, the scheduler is stopping", job)
+            return
         self.idle.clear()
         try:
             result = self.execute(self.settings, job, "scheduler", clock=self.clock, slot=slot, engine=self.engine)
@@ -70,10 +73,12 @@ class JobScheduler:
         caught = []
         now = self.clock()
         for job in self.jobs():
+            if self.stopping.is_set():
+                break
             ran = {run.slot for run in history.recent(self.engine, job, limit=50)
                    if run.slot and run.status in ("running", "succeeded", "failed")}
             slot = missed_slot(schedule_of(self.settings, job), self.settings.schedule.timezone, now, ran, self.grace)
-            if slot is not None:
+            if slot is not None and not self.stopping.is_set():
                 log.info("%s: the slot %s was missed while the scheduler was down; running it now", job, slot_key(slot))
                 self.fire(job, slot_key(slot))
                 caught.append(slot_key(slot))
@@ -82,6 +87,7 @@ class JobScheduler:
     def run(self) -> None:
         """Catch up, then serve the slots until SIGTERM or SIGINT."""
         def stop(signum: int, _frame: Any) -> None:
+            self.stopping.set()  # at once, in the handler: the catch-up loop checks it before each job
             log.info("signal %d: stopping; a running job gets %.0f s to finish", signum,
                      self.settings.schedule.stop_grace_s)
             threading.Thread(target=self._stop, daemon=True).start()

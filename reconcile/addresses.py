@@ -10,4 +10,4 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0
 
 def is_email(text: object) -> bool:
     """True for `name@example.com`; false for anything with spaces, CR/LF, commas, brackets or names."""
-    return isinstance(text, str) and len(text) <= 254 and bool(_ADDRESS.match(text))
+    return isinstance(text, str) and len(text) <= 254 and bool(_ADDRESS.fullmatch(text))

@@ -14,6 +14,9 @@ def system_clock() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
+MIN_YEAR, MAX_YEAR = 1970, 2999  # anything outside is a broken value, and date arithmetic stays in range
+
+
 def parse_timestamp(text: object) -> dt.datetime:
     """An RFC 3339 timestamp as an aware UTC datetime; ValueError otherwise."""
     if not isinstance(text, str):
@@ -21,6 +24,8 @@ def parse_timestamp(text: object) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text[:40]!r}")
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"timestamp out of range ({MIN_YEAR} to {MAX_YEAR}): {text[:40]!r}")
     return value.astimezone(UTC)
 
 
@@ -46,4 +51,6 @@ def parse_as_of(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"not a date or RFC 3339 timestamp: {text!r}") from None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"{text!r} is out of range: a run is dated between {MIN_YEAR} and {MAX_YEAR}")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -8,6 +8,7 @@ mistake raises ConfigError naming the file, the key and what is allowed.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -170,6 +171,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
 
@@ -381,10 +385,12 @@ def _build(merged: dict[str, Any], env: dict[str, str], origin: dict[str, str], 
         try:
             if len(expression.split()) != 5:
                 raise ValueError("not 5 fields")
-            CronTrigger.from_crontab(expression, timezone=ZoneInfo(timezone))
+            trigger = CronTrigger.from_crontab(expression, timezone=ZoneInfo(timezone))
         except ValueError as exc:
             raise r.fail(f"schedule.{job}", f"must be a cron expression of 5 fields (minute hour day month "
                                             f"weekday), got {expression!r} ({exc})") from None
+        if trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC)) is None:
+            raise r.fail(f"schedule.{job}", f"is {expression!r}, which never fires (no such date, e.g. 31 February)")
     schedule = ScheduleSettings(
         timezone=timezone, nightly=r.get("schedule.nightly"), cleanup=r.get("schedule.cleanup"),
         monthly=r.get("schedule.monthly"), misfire_grace_hours=int(r.positive("schedule.misfire_grace_hours")),
@@ -409,7 +415,3 @@ def _build(merged: dict[str, Any], env: dict[str, str], origin: dict[str, str], 
 def _project_path(path: Path) -> Path:
     return path if path.is_absolute() else Path.cwd() / path
 
-
-def redact_url(url: str) -> str:
-    """A database URL with any password replaced, fit for logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

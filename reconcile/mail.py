@@ -20,7 +20,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -82,8 +82,16 @@ def build_message(*, sender: str, to: Sequence[str], cc: Sequence[str] = (), sub
     return message
 
 
+@dataclass(frozen=True)
+class Handed:
+    """A message the server (or the outbox) took: where it went, and the addresses it refused."""
+
+    where: str
+    refused: dict[str, str] = field(default_factory=dict)   # address -> the server's answer
+
+
 class Transport(Protocol):
-    def send(self, message: EmailMessage, recipients: Sequence[str]) -> str: ...
+    def send(self, message: EmailMessage, recipients: Sequence[str]) -> Handed: ...
 
 
 class OutboxTransport:
@@ -92,26 +100,39 @@ class OutboxTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def send(self, message: EmailMessage, recipients: Sequence[str]) -> str:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def send(self, message: EmailMessage, recipients: Sequence[str]) -> Handed:
         slug = re.sub(r"[^A-Za-z0-9.@_-]", "_", recipients[0] if recipients else "nobody")
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         token = hashlib.blake2b(str(message["Message-ID"]).encode(), digest_size=4).hexdigest()
         path = self.directory / f"{stamp}-{slug}-{token}.eml"
         temporary = path.with_suffix(".tmp")
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
             temporary.write_bytes(message.as_bytes())
             temporary.replace(path)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise DeliveryError(f"cannot write to the outbox {self.directory}: {exc.strerror}") from None
-        return str(path)
+        return Handed(str(path))
 
 
 TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.timeout, ConnectionError)
 
 
+class MaybeDelivered(DeliveryError):  # noqa: N818 - a DeliveryError whose message may have arrived
+    """The connection failed after the message data was sent: the server may have accepted it.
+
+    Never retried: a second copy is worse than a missing one, which the sent log reports.
+    """
+
+
 class SmtpTransport:
+    """SMTP by hand, phase by phase, so that a failure after the data was sent is never retried.
+
+    A message counts as sent when the server answers 250 to its data, whatever QUIT says
+    afterwards; recipients it refused (while it took others) are returned, not raised.
+    """
+
     def __init__(self, settings: MailSettings, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.sleep = sleep
@@ -136,14 +157,23 @@ class SmtpTransport:
             raise
         return smtp
 
-    def send(self, message: EmailMessage, recipients: Sequence[str]) -> str:
+    def send(self, message: EmailMessage, recipients: Sequence[str]) -> Handed:
         s = self.settings
         where = f"{s.smtp_host}:{s.smtp_port}"
         for attempt in range(1, s.smtp_max_attempts + 1):
+            phase = "connect"
             try:
-                with self._connect() as smtp:
-                    smtp.send_message(message, from_addr=envelope_sender(s.from_address), to_addrs=list(recipients))
-                return str(message["Message-ID"])
+                smtp = self._connect()
+                try:
+                    phase = "envelope"
+                    refused = _envelope(smtp, envelope_sender(s.from_address), recipients)
+                    phase = "data"
+                    code, reply = smtp.data(message.as_bytes())
+                    if code != 250:
+                        raise smtplib.SMTPDataError(code, reply)
+                finally:
+                    _quit_quietly(smtp)
+                return Handed(where, refused)
             except smtplib.SMTPAuthenticationError:
                 raise DeliveryError(f"the mail server {where} refused the login of {s.smtp_username!r}: "
                                     "check mail.smtp_username and RECONCILE_SMTP_PASSWORD") from None
@@ -160,6 +190,9 @@ class SmtpTransport:
                 raise DeliveryError(f"the mail server {where} answered {exc.smtp_code}: "
                                     f"{_reply(exc.smtp_error)}") from None
             except (*TRANSIENT_ERRORS, ssl.SSLError, OSError) as exc:
+                if phase == "data":
+                    raise MaybeDelivered(f"the connection to {where} failed while the message was being "
+                                         f"accepted ({type(exc).__name__}): it may have arrived") from None
                 if isinstance(exc, ssl.SSLCertVerificationError):
                     raise DeliveryError(f"the mail server {where} has a certificate we do not trust "
                                         f"({exc.verify_message}): set mail.smtp_ca_file") from None
@@ -174,6 +207,31 @@ class SmtpTransport:
         delay = min(30.0, 0.5 * 2 ** (attempt - 1))
         log.warning("mail server %s: %s; retrying in %.1f s", where, why, delay)
         self.sleep(delay)
+
+
+def _envelope(smtp: smtplib.SMTP, sender: str, recipients: Sequence[str]) -> dict[str, str]:
+    """MAIL FROM and RCPT TO; the addresses refused (SMTPRecipientsRefused when all are)."""
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for address in recipients:
+        code, reply = smtp.rcpt(address)
+        if code not in (250, 251):
+            refused[address] = (code, reply)
+    if len(refused) == len(recipients):
+        smtp.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+    return {address: f"{code} {_reply(reply)}" for address, (code, reply) in refused.items()}
+
+
+def _quit_quietly(smtp: smtplib.SMTP) -> None:
+    """End the session; what QUIT answers (421, a dropped line) changes nothing about what was sent."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:

@@ -6,33 +6,61 @@ nano-units (10^-9 of the currency unit), exact on every engine and summable in S
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 NANOS = 9
 _NANO_SCALE = Decimal(10) ** NANOS
 
-# ISO 4217 minor units for the currencies we expect; anything else defaults to 2.
-MINOR_DIGITS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "KWD": 3, "BHD": 3, "JOD": 3, "TND": 3}
+# ISO 4217 minor units where they are not 2.
+MINOR_DIGITS = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
+    "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3, "CLF": 4, "UYW": 4,
+}
+
+# ISO 4217 active codes (list one, 2025) for money: funds and precious metals left out.
+ISO_4217 = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
+GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
+LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR
+NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP
+STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD
+XCG XOF XPF YER ZAR ZMW ZWG
+""".split())
+
+# One record's amount stays under this (a phone number's fee, a call's cost, an invoice's total):
+# a larger figure is a broken record, and sums of a whole store stay exact in a 64-bit column.
+MAX_AMOUNT = Decimal(1_000_000_000)
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def parse_amount(text: object) -> Decimal:
-    """A contract money value (a decimal *string*) as a Decimal; ValueError otherwise."""
+    """A contract money value (a plain decimal *string*, e.g. "1.15") as a Decimal; ValueError otherwise.
+
+    No exponent ("1e3"), sign "+", spaces, NaN or infinity; at most 9 decimal places;
+    less than 10^9 in size.
+    """
     if not isinstance(text, str):
         raise ValueError(f"money must be a decimal string, got {type(text).__name__}")
+    if len(text) > 40 or not _PLAIN_DECIMAL.fullmatch(text):
+        raise ValueError(f"not a plain decimal amount: {text[:40]!r}")
     try:
-        value = Decimal(text.strip())
+        value = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not a decimal amount: {text[:40]!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"not a finite amount: {text[:40]!r}")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -NANOS and value != value.quantize(Decimal(1).scaleb(-NANOS)):
         raise ValueError(f"more than {NANOS} decimal places: {text[:40]!r}")
+    if abs(value) >= MAX_AMOUNT:
+        raise ValueError(f"{text[:40]} is beyond any plausible amount (at most {MAX_AMOUNT:,} in size)")
     return value
 
 
 def parse_currency(text: object) -> str:
-    if not isinstance(text, str) or len(text) != 3 or not text.isalpha() or not text.isupper():
+    """An ISO 4217 currency code (`USD`); ValueError otherwise."""
+    if not isinstance(text, str) or text not in ISO_4217:
         raise ValueError(f"not an ISO 4217 currency code: {str(text)[:20]!r}")
     return text
 

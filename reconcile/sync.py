@@ -11,8 +11,12 @@ The caller holds the run lock (`reconcile.store.lock.RunLock`).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
+import pickle
+import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconcile.clock import Clock, format_timestamp, parse_timestamp
-from reconcile.errors import StoreError
+from reconcile.errors import ConfigError, ReconcileError, StoreError
 from reconcile.progress import NullProgress, Progress
 from reconcile.store import writer
 from reconcile.store.database import first_line
@@ -40,6 +44,7 @@ log = logging.getLogger("reconcile.sync")
 
 WATERMARK = "calls_watermark"
 CALL_BATCH = 10_000
+MAX_CLOCK_SKEW = dt.timedelta(minutes=10)  # how far a run may be dated ahead of the upstream's Date header
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,61 @@ def call_row(call: Call, run_id: int) -> dict[str, Any]:
     }
 
 
+class CallSpool:
+    """Downloaded call rows on local disk until the commit; the file vanishes with the process.
+
+    A temporary file with no name: a kill leaves nothing behind, and memory holds one
+    batch at a time however many calls a first sync brings.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._file = tempfile.TemporaryFile(prefix="reconcile-calls-")
+        except OSError as exc:
+            raise _spool_error(exc) from None
+        self._batches = 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            try:
+                pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            except OSError as exc:
+                raise _spool_error(exc) from None
+            self._batches += 1
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        self._file.seek(0)
+        for _ in range(self._batches):
+            yield pickle.load(self._file)  # noqa: S301 - our own file, written above in this process
+
+    def __enter__(self) -> CallSpool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
+
+
+def _spool_error(exc: OSError) -> StoreError:
+    where = tempfile.gettempdir()
+    hint = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__)
+    return StoreError(f"cannot hold the downloaded calls in {where} until the commit: {hint}; "
+                      "free space there (or point TMPDIR elsewhere) and run again; nothing was committed")
+
+
+def check_as_of(as_of: dt.datetime, newest_complete: dt.datetime | None, upstream_now: dt.datetime | None,
+                skew: dt.timedelta = MAX_CLOCK_SKEW) -> None:
+    """A run moves the store forward in time, and never past the upstream's own clock (pure)."""
+    if newest_complete is not None and as_of < newest_complete:
+        raise ConfigError(f"a run dated {format_timestamp(as_of)} would come before the newest complete run "
+                          f"({format_timestamp(newest_complete)}): runs only move forward; use a later --as-of "
+                          "or none")
+    if upstream_now is not None and as_of > upstream_now + skew:
+        raise ConfigError(f"a run dated {format_timestamp(as_of)} is ahead of the Truedy API's own clock "
+                          f"({format_timestamp(upstream_now)}) by more than {skew.total_seconds() / 60:.0f} minutes: "
+                          "calls not yet placed would be taken as missing; use an earlier --as-of or fix this "
+                          "machine's clock")
+
+
 def run_sync(
     client: TruedyClient, engine: Engine, *, clock: Clock, options: SyncOptions | None = None,
     progress: Progress | None = None,
@@ -91,6 +151,11 @@ def run_sync(
     started = time.monotonic()
     as_of = clock()
     try:
+        newest = writer.newest_complete_as_of(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the store's runs: {first_line(exc)}") from None
+    check_as_of(as_of, newest, None)
+    try:
         abandoned = writer.abandon_stale_runs(engine, as_of)
         if abandoned:
             log.warning("marked %d earlier run(s) abandoned: they ended before committing", abandoned)
@@ -99,11 +164,13 @@ def run_sync(
         raise StoreError(f"cannot start a sync run: {first_line(exc)}") from None
     summary = SyncSummary(run_id=run_id, as_of=as_of)
     try:
+        check_as_of(as_of, newest, client.server_clock())
         _sync(client, engine, options, progress, summary)
     except BaseException as exc:
         progress.abort()
         try:
-            writer.fail_run(engine, run_id, as_of, f"{type(exc).__name__}: {exc}")
+            writer.fail_run(engine, run_id, as_of, str(exc) if isinstance(exc, ReconcileError)
+                            else f"{type(exc).__name__}: {exc}")
         except SQLAlchemyError:
             log.error("could not mark run %d failed; the next run will mark it abandoned", run_id)
         if isinstance(exc, SQLAlchemyError):
@@ -171,41 +238,49 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     agents_gone = set() if agents.drift else set(open_agents) - set(agent_rows) - {i.record_id for i in agents.issues}
     agent_plan = plan_versions({k: v[:2] for k, v in open_agents.items()}, agent_rows, agents_gone)
 
-    with engine.begin() as connection:
-        writer.apply_plan(connection, agent_versions, agent_plan, run_id)
-        writer.apply_plan(connection, number_versions, number_plan, run_id)
-        writer.set_source_hashes(connection, number_versions, rehashed)
-        summary.versions_opened = len(number_plan.to_open) + len(agent_plan.to_open)
-        summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
-
+    # the calls are downloaded before the write transaction, onto local disk: the store's write
+    # lock (SQLite) or open transaction (PostgreSQL) lasts only for the short final commit
+    with engine.connect() as connection:
         watermark = writer.get_state(connection, WATERMARK)
         if watermark:
             after = parse_timestamp(watermark) - dt.timedelta(minutes=options.calls_overlap_minutes)
         else:
             after = as_of - dt.timedelta(days=options.calls_backfill_days)
-            writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
         before = as_of
-        known = writer.existing_call_ids(connection, after, before)
-        progress.phase("calls")
-        batch: list[dict[str, Any]] = []  # pages of 500 go to the database 10,000 rows at a time
+        stored_calls = writer.existing_call_ids(connection, after, before)
+    progress.phase("calls")
+    with CallSpool() as spool:
+        batch: list[dict[str, Any]] = []  # pages of 500 go to the spool (and the database) 10,000 rows at a time
         for page in client.iter_calls(after, before, slices=options.call_slices):
             issues += page.issues
             for call in page.calls:
-                if call.id not in known:
-                    known.add(call.id)
+                if call.id not in stored_calls:
+                    stored_calls.add(call.id)
                     batch.append(call_row(call, run_id))
             if len(batch) >= CALL_BATCH:
-                writer.insert_calls(connection, batch)
-                summary.calls_added += len(batch)
+                spool.add(batch)
                 batch = []
             progress.advance(len(page.calls))
-        writer.insert_calls(connection, batch)
-        summary.calls_added += len(batch)
-        summary.data_issues = writer.record_issues(connection, run_id, issues)
-        writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
-        progress.finish()
-        counts = {k: v for k, v in asdict(summary).items() if k not in ("run_id", "as_of", "duration_s")}
-        writer.finish_run(connection, run_id, as_of, counts)
+        spool.add(batch)
+        del stored_calls
+
+        progress.phase("commit")
+        with engine.begin() as connection:
+            writer.apply_plan(connection, agent_versions, agent_plan, run_id)
+            writer.apply_plan(connection, number_versions, number_plan, run_id)
+            writer.set_source_hashes(connection, number_versions, rehashed)
+            summary.versions_opened = len(number_plan.to_open) + len(agent_plan.to_open)
+            summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
+            if not watermark:
+                writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
+            for rows in spool:
+                writer.insert_calls(connection, rows)
+                summary.calls_added += len(rows)
+            summary.data_issues = writer.record_issues(connection, run_id, issues)
+            writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
+            progress.finish()
+            counts = {k: v for k, v in asdict(summary).items() if k not in ("run_id", "as_of", "duration_s")}
+            writer.finish_run(connection, run_id, as_of, counts)
     for issue in issues[:20]:
         log.warning("data issue: %s", issue.describe())
     if len(issues) > 20:

@@ -23,7 +23,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def neutralise(text: str) -> str:
     """OWASP CSV injection: a cell that a spreadsheet would run as a formula gets a leading quote."""
-    if text.startswith(FORMULA_START) and not E164.match(text):
+    if text.startswith(FORMULA_START) and not E164.fullmatch(text):
         return "'" + text
     return text
 

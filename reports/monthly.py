@@ -16,7 +16,7 @@ from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
 from reports.csvfile import frame_rows, write_frame_csv, write_frames_csv
 from reports.environment import environment
-from reports.output import atomic, report_folder
+from reports.output import report_folder
 
 QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 LISTED_NUMBERS = 1000
@@ -31,22 +31,22 @@ class MonthlyFiles:
 
 
 def render_monthly(review: MonthlyReview, out_dir: Path) -> MonthlyFiles:
-    """Write the three files into `out_dir` (made if missing), each atomically; focus.csv a slice at a time."""
-    with report_folder(out_dir, "monthly review"):
-        files = MonthlyFiles(out_dir, out_dir / "monthly.html", out_dir / "reconciliation.csv", out_dir / "focus.csv")
+    """Write the three files into `out_dir` (made if missing) as one set; focus.csv a slice at a time."""
+    names = ("monthly.html", "reconciliation.csv", "focus.csv")
+    with report_folder(out_dir, "monthly review", names) as staging:
         findings = review.reconciliation.findings
-        atomic(files.reconciliation_csv, lambda p: write_frame_csv(p, findings, FINDING_COLUMNS))
+        write_frame_csv(staging / "reconciliation.csv", findings, FINDING_COLUMNS)
         totals = FocusTotals()
         chunks = (totals.add(_plain_quantities(chunk)) for chunk in review.focus.chunks())
-        atomic(files.focus_csv, lambda p: write_frames_csv(p, chunks, FOCUS_COLUMNS, currency_column="BillingCurrency"))
+        write_frames_csv(staging / "focus.csv", chunks, FOCUS_COLUMNS, currency_column="BillingCurrency")
         html = environment().get_template("monthly.html.j2").render(
             r=review, rec=review.reconciliation, findings=list(frame_rows(findings)),
             bought=_numbers(review.movement.bought), released=_numbers(review.movement.released),
             listed_limit=LISTED_NUMBERS, focus_totals=totals,
             issues=list(frame_rows(review.invoice_issues)), invoices=list(frame_rows(review.invoices)),
             money=format_amount, ts=format_timestamp)
-        atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
-    return files
+        (staging / "monthly.html").write_text(html, encoding="utf-8")
+    return MonthlyFiles(out_dir, *(out_dir / name for name in names))
 
 
 @dataclass

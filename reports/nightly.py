@@ -19,7 +19,7 @@ from reconcile.money import format_amount
 from reports.charts import line_chart
 from reports.csvfile import write_frame_csv
 from reports.environment import environment
-from reports.output import atomic, report_folder
+from reports.output import report_folder
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
 
@@ -33,18 +33,18 @@ class NightlyFiles:
 
 
 def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: dict[str, Any], out_dir: Path) -> NightlyFiles:
-    """Write the three files into `out_dir` (made if missing), each atomically (temp file, then rename)."""
-    with report_folder(out_dir, "nightly report"):
-        files = NightlyFiles(out_dir, out_dir / "nightly.html", out_dir / "flagged.csv", out_dir / "inventory.csv")
+    """Write the three files into `out_dir` (made if missing) as one set: all new, or the old ones kept."""
+    names = ("nightly.html", "flagged.csv", "inventory.csv")
+    with report_folder(out_dir, "nightly report", names) as staging:
         flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
-        atomic(files.flagged_csv, lambda p: write_frame_csv(p, result.flagged, flagged_columns))
-        atomic(files.inventory_csv, lambda p: write_frame_csv(p, result.inventory, INVENTORY_COLUMNS))
+        write_frame_csv(staging / "flagged.csv", result.flagged, flagged_columns)
+        write_frame_csv(staging / "inventory.csv", result.inventory, INVENTORY_COLUMNS)
         html = environment().get_template("nightly.html.j2").render(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
             charts=_charts(summary.trend), settings=settings_view,
             money=format_amount, ts=format_timestamp, changes=_change_rows(summary))
-        atomic(files.html, lambda p: p.write_text(html, encoding="utf-8"))
-    return files
+        (staging / "nightly.html").write_text(html, encoding="utf-8")
+    return NightlyFiles(out_dir, *(out_dir / name for name in names))
 
 
 def flagged_json(flagged: pd.DataFrame) -> str:

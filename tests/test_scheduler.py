@@ -24,6 +24,7 @@ from jobs.scheduler import JobScheduler
 from jobs.status import collect_status, format_status
 from reconcile.config import SANDBOX_API_KEY, Secret, load_settings
 from reconcile.errors import AuthError, LockedError
+from reconcile.sandbox import generate_account
 from reconcile.schedule import fire_times, missed_slot, slot_key
 from reconcile.store import jobs as history
 from reconcile.store.lock import RunLock
@@ -159,7 +160,10 @@ def test_a_failing_job_records_its_failure_and_sends_one_alert(store, tmp_path, 
 
 
 def test_sigterm_during_a_sync_leaves_the_store_as_it_was(store, database_url, make_sandbox):
-    server = make_sandbox(numbers=400, latency_s=0.05)
+    # the job runs on this machine's clock, so the sandbox's clock (and its Date header) must be now too
+    account = generate_account(seed=7, numbers=400, start=dt.datetime.now(dt.UTC))
+    account.follow_real_time()
+    server = make_sandbox(account=account, latency_s=0.05)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "TRUEDY_"))}
     env.update(RECONCILE_DATABASE_URL=database_url, TRUEDY_BASE_URL=server.url, TRUEDY_API_KEY=SANDBOX_API_KEY)
     config = Path(env.get("TMPDIR", "/tmp")) / f"slow-{os.getpid()}.toml"

@@ -24,7 +24,7 @@ from decimal import Decimal
 MONTHLY_FEE = "number_monthly_fee"
 UPFRONT_FEE = "number_upfront_fee"
 FEE_TYPES = (MONTHLY_FEE, UPFRONT_FEE)
-PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+PERIOD = re.compile(r"(\d{4})-(\d{2})")
 
 
 @dataclass(frozen=True, order=True)
@@ -36,8 +36,8 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        match = PERIOD.match(text.strip())
-        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
+        match = PERIOD.fullmatch(text.strip())
+        if not match or not 1 <= int(match.group(2)) <= 12 or not 1970 <= int(match.group(1)) <= 2999:
             raise ValueError(f"not a month: {text[:20]!r} (expected YYYY-MM, e.g. 2026-10)")
         return cls(int(match.group(1)), int(match.group(2)))
 

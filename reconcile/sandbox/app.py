@@ -10,9 +10,12 @@ holds the data. Two extra paths outside the contract drive the clock:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import hmac
 import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,7 +35,7 @@ Handler = Callable[[Request, Account, Any], Any]
 
 
 class RateLimiter:
-    """A fixed one-second window per key; runs on the event loop's thread only."""
+    """A fixed one-second window for one key; runs on the event loop's thread only."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.monotonic = monotonic
@@ -71,8 +74,14 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return _json({"error": {"code": code, "message": message}}, status, headers)
 
 
+def _date(account: Account) -> dict[str, str]:
+    """The `Date` header from the account's clock (which the demo and tests move), not the host's."""
+    return {"Date": email.utils.format_datetime(account.now.astimezone(dt.UTC), usegmt=True)}
+
+
 def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
-    limiter = RateLimiter()
+    limiter = RateLimiter()            # the key's budget: only requests that carry the key spend it
+    anonymous = RateLimiter()          # every request without the right key, together
     faults_rng = random.Random(account.seed + 99)
     expected = f"Bearer {api_key}".encode()
 
@@ -82,11 +91,13 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
             if faults.latency_s:
                 await asyncio.sleep(faults.latency_s)
             given = request.headers.get("authorization", "").encode()
-            admitted, headers = limiter.admit(faults.rate_limit)
-            if not hmac.compare_digest(given, expected):
-                return _error(401, "unauthorized", "missing or invalid API key", headers)
+            authorized = hmac.compare_digest(given, expected)
+            admitted, headers = (limiter if authorized else anonymous).admit(faults.rate_limit)
+            headers.update(_date(account))
             if not admitted:
                 return _error(429, "rate_limited", "too many requests", headers)
+            if not authorized:
+                return _error(401, "unauthorized", "missing or invalid API key", headers)
             if faults.slow_rate and faults_rng.random() < faults.slow_rate:
                 await asyncio.sleep(faults.slow_s)
             if faults.error_rate and faults_rng.random() < faults.error_rate:
@@ -117,8 +128,7 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
         Route("/telephony/numbers/purchase", endpoint(purchase_number, True), methods=["POST"]),
         Route("/telephony/numbers/assign", endpoint(assign_number, True), methods=["POST"]),
         Route("/telephony/numbers/unassign", endpoint(unassign_number, True), methods=["POST"]),
-        Route("/telephony/numbers/{number_id}", endpoint(get_number), methods=["GET"]),
-        Route("/telephony/numbers/{number_id}", endpoint(release_number), methods=["DELETE"]),
+        Route("/telephony/numbers/{number_id}", endpoint(number_by_id), methods=["GET", "DELETE"]),
         Route("/agents", endpoint(list_agents), methods=["GET"]),
         Route("/calls", endpoint(list_calls), methods=["GET"]),
         Route("/billing/invoices", endpoint(list_invoices), methods=["GET"]),
@@ -127,9 +137,17 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
         Route("/_sandbox/advance", endpoint(advance, True), methods=["POST"]),
         Route("/_sandbox/faults", endpoint(set_faults, True), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(404, "not_found", "no such path in this API", _date(account))
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        headers = {**_date(account), **(getattr(exc, "headers", None) or {})}
+        return _error(405, "method_not_allowed", f"{request.method} is not allowed here", headers)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.account = account
     app.state.limiter = limiter
+    app.state.anonymous = anonymous
     return app
 
 
@@ -176,12 +194,12 @@ def _churn_once(account: Account) -> None:
     account.purchase(offer["phone_number"])
 
 
-def get_number(request: Request, account: Account, _: Any) -> tuple[int, Any]:
-    return 200, account.number_json(account.get_number(request.path_params["number_id"]))
-
-
-def release_number(request: Request, account: Account, _: Any) -> tuple[int, Any]:
-    return 200, account.number_json(account.release(request.path_params["number_id"]))
+def number_by_id(request: Request, account: Account, _: Any) -> tuple[int, Any]:
+    """GET reads one number, DELETE releases it (one route, so that 405's Allow names both)."""
+    number_id = request.path_params["number_id"]
+    if request.method == "DELETE":
+        return 200, account.number_json(account.release(number_id))
+    return 200, account.number_json(account.get_number(number_id))
 
 
 def _field(payload: dict[str, Any], name: str) -> str:
@@ -191,15 +209,32 @@ def _field(payload: dict[str, Any], name: str) -> str:
     return value
 
 
+def _whole(payload: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = payload.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SandboxError(400, "invalid_request", f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _optional_text(payload: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = payload.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise SandboxError(400, "invalid_request", f"{name} must be a string")
+    return value
+
+
 def search_numbers(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
-    size = payload.get("page_size", 20)
-    if not isinstance(size, int) or not 1 <= size <= 50:
-        raise SandboxError(400, "invalid_request", "page_size must be between 1 and 50")
-    found = account.search(
-        str(payload.get("country_code", "US")), str(payload.get("phone_number_type", "local")),
-        payload.get("area_code"), size,
-    )
-    return 200, {"data": found, "meta": {"page": 1, "page_size": size, "total_pages": 1, "total_results": len(found)}}
+    size = _whole(payload, "page_size", 20, 1, 50)
+    page = _whole(payload, "page", 1, 1, 10**9)
+    country = _optional_text(payload, "country_code", "US") or ""
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise SandboxError(400, "invalid_request", "country_code must be an ISO 3166-1 alpha-2 code, e.g. US")
+    kind = _optional_text(payload, "phone_number_type", "local") or ""
+    for name in ("administrative_area", "locality"):
+        _optional_text(payload, name)
+    found = account.search(country, kind, _optional_text(payload, "area_code"), size) if page == 1 else []
+    return 200, {"data": found, "meta": {"page": page, "page_size": size, "total_pages": 1 if found else 0,
+                                         "total_results": len(found)}}
 
 
 def purchase_number(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:

@@ -25,7 +25,7 @@ class SandboxServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False, loop="asyncio",
-                                timeout_keep_alive=30)
+                                timeout_keep_alive=30, date_header=False)  # the app sends the account's Date
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True, name="sandbox")
 
@@ -58,4 +58,5 @@ class SandboxServer:
 
 
 def serve_forever(account: Account, host: str, port: int, api_key: str) -> None:
-    uvicorn.run(create_app(account, api_key), host=host, port=port, log_level="info", lifespan="off")
+    uvicorn.run(create_app(account, api_key), host=host, port=port, log_level="info", lifespan="off",
+                date_header=False)

@@ -11,10 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from reconcile.config import redact_url
 from reconcile.errors import StoreError
+from reconcile.redaction import clip, redact, redact_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -23,17 +23,22 @@ def open_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get WAL, foreign keys and a busy timeout."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"not a database URL: {redact_url(url)}") from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError(f"port {parsed.port} is out of range")
+        return create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, ValueError, TypeError) as exc:  # a bad port is a ValueError from the URL parser
+        raise StoreError(f"not a usable database URL ({redact(str(exc))[:120]}): {redact_url(url)}; "
+                         "check RECONCILE_DATABASE_URL or store.database_url") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder of the SQLite file {redact_url(url)}: {exc.strerror}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -57,40 +62,57 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+
+
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """The store's schema revision (None when it has none); StoreError when it cannot be read."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise unusable(engine, exc) from None
+
+
+def unusable(engine: Engine, exc: BaseException) -> StoreError:
+    """The one line for a store that cannot be opened or read (unreachable, corrupt, locked, read-only)."""
+    return StoreError(f"cannot use the database at {redact_url(engine.url.render_as_string())}: {first_line(exc)}; "
+                      "check RECONCILE_DATABASE_URL (a SQLite file may be damaged or not a database)")
+
+
+def _refuse_newer(engine: Engine, current: str | None) -> None:
+    if current is not None and current not in known_revisions():
+        raise StoreError(f"the database schema is at {current}, which this reconcile does not know: "
+                         "the store was upgraded by a newer reconcile; install that version (or newer) to use it")
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Apply every pending migration; (revision before, revision after)."""
+    before = current_revision(engine)
+    _refuse_newer(engine, before)
     try:
-        before = current_revision(engine)
         with engine.begin() as connection:
             config = _alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-        return before, head_revision()
-    except OperationalError as exc:
-        raise StoreError(f"cannot reach the database at {redact_url(str(engine.url))}: {first_line(exc)}") from None
+    except SQLAlchemyError as exc:
+        raise unusable(engine, exc) from None
+    return before, head_revision()
 
 
 def check_schema(engine: Engine) -> None:
-    """Raise StoreError saying what to run when the schema is missing or behind."""
-    try:
-        current = current_revision(engine)
-    except OperationalError as exc:
-        raise StoreError(
-            f"cannot reach the database at {redact_url(str(engine.url))}: {first_line(exc)}; "
-            "check RECONCILE_DATABASE_URL"
-        ) from None
+    """Raise StoreError saying what to do when the schema is missing, behind or ahead."""
+    current = current_revision(engine)
     head = head_revision()
     if current is None:
         raise StoreError("the database has no schema yet: run `reconcile db upgrade` first")
+    _refuse_newer(engine, current)
     if current != head:
         raise StoreError(f"the database schema is at {current}, this version needs {head}: run `reconcile db upgrade`")
 
 
 def first_line(exc: BaseException) -> str:
     """The driver's own first line for a database error (SQLAlchemy wraps it with SQL and links)."""
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return clip(lines[0] if lines else type(exc).__name__, 200)

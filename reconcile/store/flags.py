@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from reconcile.analysis.history import StreakPlan
 from reconcile.store.schema import flag_history, sync_runs
+from reconcile.store.types import money_sum, money_total
 from reconcile.store.writer import get_state, set_state
 
 EVALUATED = "flags_evaluated_run"
@@ -65,15 +66,16 @@ def waste_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
     run = sync_runs.alias("r")
     query = (
         select(run.c.id.label("run_id"), flag_history.c.currency, func.count().label("flagged"),
-               func.sum(flag_history.c.monthly_savings).label("waste"))
+               *money_sum(flag_history.c.monthly_savings, "waste"))
         .select_from(run.join(flag_history, and_(
             flag_history.c.first_flagged_run <= run.c.id,
             or_(flag_history.c.resolved_run.is_(None), flag_history.c.resolved_run > run.c.id))))
         .where(run.c.id.in_(run_ids), flag_history.c.currency.is_not(None))
         .group_by(run.c.id, flag_history.c.currency)
     )
-    result = connection.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=["run_id", "currency", "flagged", "waste"])
+    rows = [(run_id, currency, flagged, money_total(units, rest))
+            for run_id, currency, flagged, units, rest in connection.execute(query)]
+    return pd.DataFrame(rows, columns=["run_id", "currency", "flagged", "waste"])
 
 
 def realised_savings(connection: Connection, since_run: int = 0, until_run: int | None = None) -> pd.DataFrame:

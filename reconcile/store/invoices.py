@@ -18,11 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, false, func, insert, select, type_coerce, update
+from sqlalchemy import Connection, delete, false, func, insert, select, update
 
 from reconcile.analysis.billing import NumberFacts, PriceObservation, merge_observations
 from reconcile.clock import format_timestamp, parse_timestamp
-from reconcile.money import from_nanos
 from reconcile.store.readers import table_frame
 from reconcile.store.schema import (
     calls,
@@ -33,7 +32,7 @@ from reconcile.store.schema import (
     number_versions,
     sync_runs,
 )
-from reconcile.store.types import Money, UTCDateTime
+from reconcile.store.types import UTCDateTime, money_sum, money_total
 from reconcile.store.writer import CALLS_COVERED_FROM, CHUNK, get_state
 from reconcile.truedy.records import Invoice, LineItem, PhoneNumber
 
@@ -212,13 +211,13 @@ def calls_covered_from(connection: Connection) -> dt.datetime | None:
 
 def usage_by_number(connection: Connection, start: dt.datetime, end: dt.datetime) -> dict[tuple[str | None, str], tuple[Decimal, int, int]]:
     """(number_id or None for web calls, currency) -> (cost, calls, billed minutes) of calls started in [start, end)."""
-    minutes = (calls.c.duration_seconds + 59) / 60
+    minutes = (calls.c.duration_seconds + 59) // 60  # whole minutes started: integer division on both engines
     query = (select(calls.c.number_id, calls.c.cost_currency,
-                    func.sum(type_coerce(calls.c.cost_amount, Money.impl)), func.count(),
+                    *money_sum(calls.c.cost_amount, "cost"), func.count(),
                     func.sum(minutes))
              .where(calls.c.started_at >= start, calls.c.started_at < end)
              .group_by(calls.c.number_id, calls.c.cost_currency))
-    return {(row[0], row[1]): (from_nanos(int(row[2] or 0)), int(row[3]), int(row[4] or 0))
+    return {(row[0], row[1]): (money_total(row[2], row[3]) or Decimal(0), int(row[4]), int(row[5] or 0))
             for row in connection.execute(query)}
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, insert, select, update
 
+from reconcile.redaction import safe_line
 from reconcile.store.schema import job_runs
 
 
@@ -34,14 +35,14 @@ def start(engine: Engine, job: str, trigger: str, slot: str | None, now: dt.date
 def finish(engine: Engine, run_id: int, status: str, exit_code: int, summary: str, now: dt.datetime) -> None:
     with engine.begin() as connection:
         connection.execute(update(job_runs).where(job_runs.c.id == run_id).values(
-            status=status, exit_code=exit_code, summary=summary[:1000], finished_at=now))
+            status=status, exit_code=exit_code, summary=safe_line(summary, 1000), finished_at=now))
 
 
 def record_skipped(engine: Engine, job: str, trigger: str, slot: str | None, summary: str, now: dt.datetime) -> None:
     with engine.begin() as connection:
         connection.execute(insert(job_runs).values(job=job, trigger=trigger, slot=slot, started_at=now,
                                                    finished_at=now, status="skipped", exit_code=5,
-                                                   summary=summary[:1000], alerted=False))
+                                                   summary=safe_line(summary, 1000), alerted=False))
 
 
 def abandon_running(engine: Engine, now: dt.datetime) -> int:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from reconcile.errors import LockedError
+from reconcile.errors import LockedError, StoreError
+from reconcile.store.database import unusable
 
 LOCK_KEY_SQL = "hashtext('reconcile:' || current_schema())"
 
@@ -26,6 +28,15 @@ class RunLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> RunLock:
+        try:
+            return self._acquire()
+        except SQLAlchemyError as exc:
+            raise unusable(self.engine, exc) from None
+        except OSError as exc:
+            raise StoreError(f"cannot take the run lock {_lock_path(self.engine)}: {exc.strerror}; "
+                             "the folder of the database must be writable") from None
+
+    def _acquire(self) -> RunLock:
         if self.engine.dialect.name == "postgresql":
             connection = self.engine.connect()
             got = connection.execute(text(f"SELECT pg_try_advisory_lock({LOCK_KEY_SQL})")).scalar()

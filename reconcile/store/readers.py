@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table, and_, case, func, or_, select, type_co
 
 from reconcile.money import from_nanos
 from reconcile.store.schema import agent_versions, calls, data_issues, number_versions, sync_runs
-from reconcile.store.types import Money, UTCDateTime
+from reconcile.store.types import Money, UTCDateTime, money_sum, money_total
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def inventory_totals_by_run(connection: Connection, run_ids: list[int]) -> pd.Da
     run = sync_runs.alias("r")
     query = (
         select(run.c.id.label("run_id"), run.c.as_of, number_versions.c.currency,
-               func.count().label("numbers"), func.sum(number_versions.c.monthly_cost).label("monthly_cost"))
+               func.count().label("numbers"), *money_sum(number_versions.c.monthly_cost, "monthly_cost"))
         .select_from(run.join(number_versions, and_(
             number_versions.c.valid_from_run <= run.c.id,
             or_(number_versions.c.valid_to_run.is_(None), number_versions.c.valid_to_run > run.c.id))))
@@ -182,6 +182,6 @@ def inventory_totals_by_run(connection: Connection, run_ids: list[int]) -> pd.Da
         .group_by(run.c.id, run.c.as_of, number_versions.c.currency)
         .order_by(run.c.id)
     )
-    frame = _frame(connection, query)
-    frame["currency"] = frame["currency"].fillna("")
-    return frame
+    rows = [(run_id, as_of, currency or "", numbers, money_total(units, rest))
+            for run_id, as_of, currency, numbers, units, rest in connection.execute(query)]
+    return pd.DataFrame(rows, columns=["run_id", "as_of", "currency", "numbers", "monthly_cost"])

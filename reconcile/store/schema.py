@@ -151,6 +151,10 @@ sent_digests = Table(
     Column("message_id", String(200), nullable=False),
     Column("numbers", Integer, nullable=False),
     Column("number_ids", Text, nullable=False),     # JSON list: what the recipient was told
+    # sending (logged before the server had it; if it stays so, the process died: fate unknown)
+    # -> sent (the server accepted it) | refused (JSON: address -> the server's answer)
+    Column("status", String(16), nullable=False, server_default="sent"),
+    Column("refused", Text),
     UniqueConstraint("run_id", "recipient", "kind", name="uq_sent_digests_run_recipient"),
 )
 

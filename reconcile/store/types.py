@@ -6,10 +6,12 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime
+from sqlalchemy import BigInteger, ColumnElement, DateTime, func, type_coerce
 from sqlalchemy.types import TypeDecorator
 
 from reconcile.money import from_nanos, to_nanos
+
+NANOS_PER_UNIT = 10**9
 
 
 class Money(TypeDecorator[Decimal]):
@@ -48,3 +50,23 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if isinstance(value, str):  # SQLite text written by another tool
             value = dt.datetime.fromisoformat(value)
         return value.replace(tzinfo=dt.UTC)
+
+
+def money_sum(column: Any, label: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """SUM of a Money column that cannot overflow a 64-bit integer on any engine.
+
+    Whole units and nano remainders are summed apart (both engines divide integers toward
+    zero, so units * 10^9 + remainder is the value again, negatives included); each part
+    would need billions of rows to overflow. `money_total` puts the two back together.
+    """
+    nanos = type_coerce(column, BigInteger)
+    units = func.sum(nanos // NANOS_PER_UNIT, type_=BigInteger)
+    rest = func.sum(nanos % NANOS_PER_UNIT, type_=BigInteger)
+    return units.label(f"{label}_units"), rest.label(f"{label}_nanos")
+
+
+def money_total(units: Any, rest: Any) -> Decimal | None:
+    """The exact Decimal of a `money_sum` pair; None when the sum was over no rows."""
+    if units is None and rest is None:
+        return None
+    return from_nanos(int(units or 0) * NANOS_PER_UNIT + int(rest or 0))

@@ -16,12 +16,14 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     insert,
     null,
     select,
     update,
 )
 
+from reconcile.redaction import safe_line
 from reconcile.store.schema import calls, data_issues, sync_runs, sync_state
 from reconcile.store.snapshot import VersionPlan
 from reconcile.store.types import UTCDateTime
@@ -41,6 +43,13 @@ def abandon_stale_runs(engine: Engine, now: dt.datetime) -> int:
         return result.rowcount or 0
 
 
+def newest_complete_as_of(engine: Engine) -> dt.datetime | None:
+    """When the newest complete sync run was dated (None in an empty store)."""
+    with engine.connect() as connection:
+        return connection.execute(select(func.max(sync_runs.c.as_of, type_=UTCDateTime))
+                                  .where(sync_runs.c.status == "complete")).scalar()
+
+
 def begin_run(engine: Engine, as_of: dt.datetime, started_at: dt.datetime) -> int:
     with engine.begin() as connection:
         result = connection.execute(insert(sync_runs).values(started_at=started_at, as_of=as_of, status="running"))
@@ -58,7 +67,7 @@ def fail_run(engine: Engine, run_id: int, finished_at: dt.datetime, error: str) 
     with engine.begin() as connection:
         connection.execute(
             update(sync_runs).where(sync_runs.c.id == run_id)
-            .values(status="failed", finished_at=finished_at, error=error[:1000])
+            .values(status="failed", finished_at=finished_at, error=safe_line(error, 1000))
         )
 
 

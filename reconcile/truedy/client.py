@@ -10,6 +10,7 @@ pages are no consistent snapshot) the listing is read again and the passes merge
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import queue
 import random
 import threading
@@ -25,8 +26,10 @@ import orjson
 
 from reconcile import __version__
 from reconcile.clock import format_timestamp
-from reconcile.errors import AuthError, ContractError, RetriesExhausted
-from reconcile.truedy.pacing import RatePacer
+from reconcile.errors import AuthError, ConfigError, ContractError, RetriesExhausted
+from reconcile.redaction import clip, register_secrets
+from reconcile.truedy.deadline import answer_deadline, deadline_transport
+from reconcile.truedy.pacing import PacingPastDeadline, RatePacer
 from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator
 from reconcile.truedy.records import (
     Agent,
@@ -54,14 +57,30 @@ def make_http_client(
     base_url: str, api_key: str, *, timeout_s: float = 30.0, max_concurrency: int = 8,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
-    """An httpx client that authenticates to Truedy; httpx masks the header in its repr."""
+    """An httpx client that authenticates to Truedy; httpx masks the header in its repr.
+
+    Without an injected transport, the client's sockets honour the whole-answer deadline
+    that `TruedyClient.request` sets (a dripping server cannot hold a request for ever).
+    """
+    check_header_value("TRUEDY_API_KEY", api_key)
+    register_secrets([api_key])
+    limits = httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2)
     return httpx.Client(
         base_url=base_url.rstrip("/") + "/",
         headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"reconcile/{__version__}"},
         timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2),
-        transport=transport,
+        limits=limits,
+        transport=transport or deadline_transport(limits),
     )
+
+
+def check_header_value(name: str, value: str) -> None:
+    """A value bound for an HTTP header: printable ASCII only (a stray newline is a configuration error)."""
+    bad = next((ch for ch in value if not " " < ch < "\x7f"), None)
+    if bad is not None:
+        what = "a control character (a stray line break?)" if ord(bad) < 32 or ord(bad) == 127 else (
+            "a space" if bad == " " else "a non-ASCII character")
+        raise ConfigError(f"{name} holds {what}; an HTTP header takes printable ASCII only: set it again")
 
 
 @dataclass
@@ -119,8 +138,9 @@ class TruedyClient:
         self.max_concurrency = max_concurrency
         self.page_size = page_size
         self.calls_page_size = calls_page_size
-        self.pacer = pacer or RatePacer(monotonic=monotonic, sleep=sleep)
+        self.pacer = pacer or RatePacer(monotonic=monotonic, sleep=sleep, max_wait_s=self.policy.retry_after_cap_s)
         self.stats = RequestStats()
+        self.server_date: dt.datetime | None = None  # the upstream's clock, from the newest answer's Date header
         self._sleep = sleep
         self._monotonic = monotonic
         self._rng = rng or random.Random()
@@ -150,13 +170,17 @@ class TruedyClient:
         while True:
             attempt += 1
             left = self._time_left(where)
-            timeout: Any = httpx.USE_CLIENT_DEFAULT
+            whole = self.http.timeout.read
             if left is not None:
-                timeout = min(left, self.http.timeout.read or left)
-            self.pacer.acquire()
+                whole = left if whole is None else min(whole, left)
+            try:
+                self.pacer.acquire(None if self._deadline is None else self._deadline)
+            except PacingPastDeadline as exc:
+                raise self._past_deadline(where, f"the rate limit asked for a wait of {exc.wait_s:.0f} s") from None
             sent_at = self._monotonic()
             try:
-                response = self.http.request(method, path.lstrip("/"), params=params, json=json, timeout=timeout)
+                with answer_deadline(whole):  # the whole answer, not each read, within the timeout
+                    response = self.http.request(method, path.lstrip("/"), params=params, json=json)
             except httpx.TransportError as exc:
                 self.stats.count(None, attempt > 1)
                 if attempt < self.policy.max_attempts and self.policy.should_retry(method, None, exc):
@@ -169,6 +193,7 @@ class TruedyClient:
             status = response.status_code
             self.stats.count(status, attempt > 1)
             self.pacer.observe(response.headers, sent_at)
+            self._note_server_date(response.headers.get("date"))
             if 200 <= status < 300:
                 try:
                     return orjson.loads(response.content)
@@ -205,15 +230,34 @@ class TruedyClient:
             )
         return left
 
+    def _past_deadline(self, where: str, why: str) -> RetriesExhausted:
+        return RetriesExhausted(
+            f"{where}: {why}, past the run's deadline of {self._deadline_s:g} s; "
+            "nothing was committed: raise truedy.run_deadline_s or try again later"
+        )
+
+    def _note_server_date(self, value: str | None) -> None:
+        if not value:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        self.server_date = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
     def _backoff(self, attempt: int, headers: httpx.Headers | None, where: str, rate_limited: bool = False) -> None:
         delay = self.policy.delay_s(attempt, headers, dt.datetime.now(dt.UTC), self._rng)
         if self._deadline is not None and self._monotonic() + delay > self._deadline:
-            self._time_left(where)
-            delay = max(0.0, self._deadline - self._monotonic())
+            raise self._past_deadline(where, f"a retry would wait {delay:.0f} s")
         if rate_limited:
             self.pacer.hold(delay)  # every thread waits, not only this one
         else:
             self._sleep(delay)
+
+    def server_clock(self) -> dt.datetime | None:
+        """The upstream's own time, from the Date header of one cheap request (None if it sends none)."""
+        self.request("GET", "agents", params={"page": 1, "page_size": 1})
+        return self.server_date
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
@@ -434,12 +478,13 @@ def _path_segment(value: str) -> str:
 
 def _error_code(response: httpx.Response) -> str:
     body = _error_body(response)
-    return str(body.get("code", "")) if body else "(no error body)"
+    return clip(str(body.get("code", "")), 60) if body else "(no error body)"
 
 
 def _error_message(response: httpx.Response) -> str:
+    """The upstream's own words, redacted before they are cut (an echoed key never survives in part)."""
     body = _error_body(response)
-    return str(body.get("message", ""))[:200] if body else response.text[:120]
+    return clip(str(body.get("message", "")), 200) if body else clip(response.text, 120)
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any] | None:

@@ -25,8 +25,11 @@ MARGIN_S = 0.05  # after a learnt window boundary, for the latency we cannot see
 
 
 class RatePacer:
+    """`max_wait_s` caps any one wait the headers can ask for (a `Reset` of 10^9 s is a fault, not a wait)."""
+
     def __init__(
-        self, monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+        self, monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+        max_wait_s: float = 60.0,
     ) -> None:
         self._lock = threading.Lock()
         self._monotonic = monotonic
@@ -35,17 +38,25 @@ class RatePacer:
         self._next_start = 0.0
         self._blocked_until = 0.0
         self._window_start: float | None = None
+        self.max_wait_s = max_wait_s
         self.waited_s = 0.0
 
-    def acquire(self) -> None:
-        """Block until this thread may start a request."""
+    def acquire(self, deadline: float | None = None) -> float:
+        """Block until this thread may start a request; the seconds waited.
+
+        With a `deadline` (on this pacer's clock) that the wait would pass, nothing is
+        reserved and nothing slept: `PacingPastDeadline` says how long it would have been.
+        """
         with self._lock:
             now = self._monotonic()
             start = max(now, self._next_start, self._blocked_until)
+            if deadline is not None and start > deadline:
+                raise PacingPastDeadline(start - now)
             self._next_start = start + self._interval
         if start > now:
             self.waited_s += start - now
             self._sleep(start - now)
+        return max(0.0, start - now)
 
     def observe(self, headers: Mapping[str, str], sent_at: float | None = None) -> None:
         """Learn the limit and the window from an answer's headers (`sent_at`: when its request left)."""
@@ -59,7 +70,7 @@ class RatePacer:
                 if remaining == limit - 1:  # the first request of a window: it began about then
                     self._window_start = now if sent_at is None else (sent_at + now) / 2
             if remaining is not None and remaining <= 0 and reset is not None:
-                until = now + reset
+                until = now + min(max(reset, 0.0), self.max_wait_s)
                 if reset <= 1 and self._window_start is not None:
                     # the window this request was counted in ends a whole number of seconds after
                     # a known window start; if it has ended already, the budget is back
@@ -71,13 +82,22 @@ class RatePacer:
     def hold(self, seconds: float) -> None:
         """Keep every thread from starting a request for `seconds` (after a 429)."""
         with self._lock:
-            self._blocked_until = max(self._blocked_until, self._monotonic() + seconds)
+            self._blocked_until = max(self._blocked_until, self._monotonic() + min(seconds, self.max_wait_s))
+
+
+class PacingPastDeadline(Exception):  # noqa: N818 - a signal to the client, which raises RetriesExhausted
+    """The rate limit would hold the next request past the run's deadline."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"{wait_s:.0f} s")
+        self.wait_s = wait_s
 
 
 def _number(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None

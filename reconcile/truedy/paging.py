@@ -52,14 +52,39 @@ class PageNumberPaginator:
         if not isinstance(meta, dict) or not isinstance(data, list):
             raise ContractError("a listing answer lacks its 'data' list or 'meta' object")
         try:
-            total_pages = int(meta["total_pages"])
-            self.totals_seen.add(int(meta["total_results"]))
-            self.last_page = int(meta["page"])
+            total_pages = _count(meta["total_pages"])
+            total_results = _count(meta["total_results"])
+            self.last_page = _count(meta["page"])
         except (KeyError, TypeError, ValueError):
-            raise ContractError("a listing's 'meta' lacks page, total_pages or total_results") from None
+            raise ContractError("a listing's 'meta' lacks page, total_pages or total_results "
+                                "as whole numbers") from None
+        check_page_counts(total_pages, total_results, self.page_size, len(data))
+        self.totals_seen.add(total_results)
         if self.total_pages is None:
             self.total_pages = total_pages
         return data
+
+
+MAX_RESULTS = 50_000_000  # no account holds more records of one kind; a larger count is a broken answer
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("not a whole number")
+    return value
+
+
+def check_page_counts(total_pages: int, total_results: int, page_size: int, served: int) -> None:
+    """`meta` must agree with itself: pages = ceil(results / page size), and no absurd figure."""
+    if total_results > MAX_RESULTS:
+        raise ContractError(f"a listing claims {total_results:,} results, beyond any account "
+                            f"({MAX_RESULTS:,}): the answer is broken; nothing was committed")
+    expected = -(-total_results // page_size)
+    if total_pages not in (expected, max(1, expected)):
+        raise ContractError(f"a listing's meta says {total_pages:,} pages for {total_results:,} results of "
+                            f"{page_size} a page (expected {expected:,}): the answer is broken; nothing was committed")
+    if served > page_size:
+        raise ContractError(f"a listing page holds {served} records, more than its page_size of {page_size}")
 
 
 class CursorPaginator:
@@ -69,6 +94,7 @@ class CursorPaginator:
         self.limit = limit
         self.params = {key: value for key, value in (params or {}).items() if value is not None}
         self.cursor: str | None = None
+        self._seen: set[str] = set()
         self._started = False
         self._done = False
 
@@ -90,7 +116,12 @@ class CursorPaginator:
         cursor = body["next_cursor"]
         if cursor is not None and not isinstance(cursor, str):
             raise ContractError("'next_cursor' is neither a string nor null")
-        if cursor is None or cursor == self.cursor:
+        if cursor is not None and (cursor in self._seen or cursor == ""):
+            raise ContractError("the calls listing handed out a cursor it had handed out before (a paging loop): "
+                                "the answer is broken; nothing was committed, the calls watermark is unchanged")
+        if cursor is None:
             self._done = True
+        else:
+            self._seen.add(cursor)
         self.cursor = cursor
         return data

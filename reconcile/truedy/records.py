@@ -20,7 +20,7 @@ import orjson
 from reconcile.clock import parse_date, parse_timestamp
 from reconcile.money import parse_amount, parse_currency
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # always with fullmatch: `$` would let a trailing newline through
 
 NUMBER_STATUSES = frozenset({"pending", "active", "released"})
 NUMBER_TYPES = frozenset({"local", "toll-free", "mobile"})
@@ -221,7 +221,7 @@ def _text(value: Any) -> str:
 
 
 def _e164(value: Any) -> str:
-    if not isinstance(value, str) or not E164.match(value):
+    if not isinstance(value, str) or not E164.fullmatch(value):
         raise ValueError(f"not an E.164 phone number: {str(value)[:30]!r}")
     return value
 
@@ -240,8 +240,22 @@ def _string_list(value: Any) -> tuple[str, ...]:
 
 def _object(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"must be an object, got {type(value).__name__}")
+        raise ValueError(f"must be an object, got {_json_type(value)}")
     return value
+
+
+def _record(value: Any) -> Mapping[str, Any]:
+    """A listing item must be an object; `null` or a number there is a malformed record, not a crash."""
+    if not isinstance(value, dict):
+        raise RecordError("(record)", f"must be an object, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list"}.get(
+        type(value), type(value).__name__)
 
 
 def fingerprint(raw: Any) -> str:
@@ -291,7 +305,7 @@ def _assignments(value: Any) -> tuple[Assignment, ...]:
 
 
 def parse_number(raw: Any) -> PhoneNumber:
-    f = _Fields(_object(raw))
+    f = _Fields(_record(raw))
     number_id = f.required_text("id")
     managed = f.convert("is_truedy_managed", _bool)
     provider = f.enum("provider", PROVIDERS)
@@ -330,7 +344,7 @@ def _metadata(value: Any) -> Mapping[str, str]:
 
 
 def parse_agent(raw: Any) -> Agent:
-    f = _Fields(_object(raw))
+    f = _Fields(_record(raw))
     return Agent(
         id=f.required_text("id"),
         name=f.text("name") or "",
@@ -367,22 +381,25 @@ def _plain_call(raw: Any) -> Call | None:
             and type(cost) is dict):
         return None
     try:
+        amount = parse_amount(cost.get("amount"))
+        if amount < 0:
+            return None
         return Call(cid, agent, number, direction, from_number, to_number, parse_timestamp(raw.get("started_at")),
-                    parse_timestamp(raw.get("ended_at")), duration, parse_amount(cost.get("amount")),
-                    parse_currency(cost.get("currency")))
+                    parse_timestamp(raw.get("ended_at")), duration, amount, parse_currency(cost.get("currency")))
     except ValueError:
         return None
 
 
 def _careful_call(raw: Any) -> Call:
-    f = _Fields(_object(raw))
+    f = _Fields(_record(raw))
     cost = _Fields(f.convert("cost", _object) or {})
     try:
         amount = cost.amount("amount")
         currency = cost.currency("currency")
     except RecordError as exc:
         raise RecordError(f"cost.{exc.field_name}", exc.reason) from None
-    assert amount is not None
+    if amount is None or amount < 0:
+        raise RecordError("cost.amount", "must not be negative")
     return Call(
         id=f.required_text("id"),
         agent_id=f.required_text("agent_id"),
@@ -399,7 +416,7 @@ def _careful_call(raw: Any) -> Call:
 
 
 def parse_invoice(raw: Any) -> Invoice:
-    f = _Fields(_object(raw))
+    f = _Fields(_record(raw))
     total = f.amount("total")
     assert total is not None
     return Invoice(
@@ -416,7 +433,7 @@ def parse_invoice(raw: Any) -> Invoice:
 
 def line_item_parser(invoice_id: str) -> Callable[[Any], LineItem]:
     def parse_line_item(raw: Any) -> LineItem:
-        f = _Fields(_object(raw))
+        f = _Fields(_record(raw))
         amount = f.amount("amount")
         assert amount is not None
         return LineItem(
