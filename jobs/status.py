@@ -11,7 +11,9 @@ from sqlalchemy import Engine
 from jobs.runner import JOBS, schedule_of
 from reconcile.clock import format_timestamp, system_clock
 from reconcile.config import Settings
+from reconcile.delivery import UNKNOWN_HINT
 from reconcile.schedule import next_fire
+from reconcile.store import digests as sent_log
 from reconcile.store import jobs as history
 from reconcile.store import readers
 
@@ -36,8 +38,11 @@ def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None =
         }
     with engine.connect() as connection:
         sync = readers.latest_complete_run(connection)
+        unknown = sent_log.unknown_fates(connection)
     return {"now": format_timestamp(now), "timezone": tz, "jobs": jobs,
-            "last_complete_sync": {"run_id": sync.id, "as_of": format_timestamp(sync.as_of)} if sync else None}
+            "last_complete_sync": {"run_id": sync.id, "as_of": format_timestamp(sync.as_of)} if sync else None,
+            "mail_of_unknown_fate": [{"recipient": e.recipient, "attempted_at": format_timestamp(e.sent_at)}
+                                     for e in unknown]}
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -55,4 +60,8 @@ def format_status(report: dict[str, Any]) -> str:
             summary = (run["summary"] or "")[:90]
             lines.append(f"  {run['started_at']}  {run['trigger']:<9} {run['status']:<9} "
                          f"exit {run['exit_code'] if run['exit_code'] is not None else '-':<3} {summary}")
+    unknown = report.get("mail_of_unknown_fate") or []
+    if unknown:
+        lines.append(f"\nmail of unknown fate ({len(unknown)}): {UNKNOWN_HINT}")
+        lines += [f"  {entry['attempted_at']}  {entry['recipient']}" for entry in unknown]
     return "\n".join(lines)

@@ -281,3 +281,57 @@ def test_the_sandbox_date_header_follows_its_clock(make_sandbox, make_client):
     server = make_sandbox(numbers=5)
     client = make_client(server)
     assert client.server_clock() == server.account.now.replace(microsecond=0)
+
+
+# -- 2b. the write lock is held for the commit, not the download ---------------------------
+
+
+class WriterDuringCalls:
+    """A progress sink that, while the calls download, checks another writer is not kept waiting."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.phase_name = ""
+        self.checks: list[bool] = []
+
+    def phase(self, name, total=None):
+        self.phase_name = name
+
+    def advance(self, count=1):
+        if self.phase_name == "calls" and len(self.checks) < 3:
+            self.checks.append(self._other_writer_gets_in())
+
+    def finish(self):
+        pass
+
+    def abort(self):
+        pass
+
+    def _other_writer_gets_in(self) -> bool:
+        if self.engine.dialect.name == "sqlite":
+            import sqlite3
+
+            other = sqlite3.connect(self.engine.url.database, timeout=0.2)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # the write lock, now or within 0.2 s
+                other.rollback()
+                return True
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                other.close()
+        from sqlalchemy import text
+
+        with self.engine.connect() as c:  # no transaction of the sync is open while it downloads
+            return c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar() == 0
+
+
+def test_other_writers_are_not_held_up_while_the_calls_download(make_sandbox, make_client, store):
+    server = make_sandbox(numbers=150)
+    probe = WriterDuringCalls(store)
+    client = make_client(server, calls_page_size=50)
+    summary = run_sync(client, store, clock=lambda: server.account.now, options=SyncOptions(call_slices=1),
+                       progress=probe)
+    assert summary.calls_added > 150 and len(probe.checks) == 3
+    assert all(probe.checks), "the store's write lock (or an open transaction) was held during the download"

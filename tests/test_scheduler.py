@@ -188,3 +188,34 @@ def test_sigterm_during_a_sync_leaves_the_store_as_it_was(store, database_url, m
         assert c.execute(select(func.count()).select_from(number_versions)).scalar() == 0
         assert c.execute(select(sync_runs.c.status)).scalars().all() == ["failed"]
         assert c.execute(select(job_runs.c.status, job_runs.c.exit_code)).all() == [("failed", 130)]
+
+
+def test_sigterm_during_the_start_up_catch_up_starts_no_further_job(store, database_url, make_sandbox, tmp_path):
+    account = generate_account(seed=7, numbers=300, start=dt.datetime.now(dt.UTC))
+    account.follow_real_time()
+    server = make_sandbox(account=account, latency_s=0.05)
+    config = tmp_path / "catch-up.toml"
+    config.write_text('[truedy]\npage_size = 5\nmax_concurrency = 1\n'
+                      '[schedule]\ntimezone = "UTC"\nnightly = "* * * * *"\ncleanup = "* * * * *"\n'
+                      'monthly = "* * * * *"\nstop_grace_s = 120.0\n'
+                      f'[reports]\ndir = "{tmp_path / "reports"}"\n[mail]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+                      '[notify]\ndefault_recipients = ["ops@example.com"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "TRUEDY_"))}
+    env.update(RECONCILE_DATABASE_URL=database_url, TRUEDY_BASE_URL=server.url, TRUEDY_API_KEY=SANDBOX_API_KEY,
+               RECONCILE_CONFIG=str(config))
+    scheduler = subprocess.Popen([sys.executable, "-m", "jobs.cli", "scheduler"], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the catch-up's first job has started
+        with store.connect() as c:
+            if c.execute(select(func.count()).select_from(job_runs)).scalar():
+                break
+        time.sleep(0.05)
+    scheduler.send_signal(signal.SIGTERM)
+    _, stderr = scheduler.communicate(timeout=150)
+    with store.connect() as c:
+        started = c.execute(select(job_runs.c.job, job_runs.c.status)).all()
+    assert [job for job, _ in started] == ["nightly"], stderr
+    assert "not started, the scheduler is stopping" in stderr or "stopping" in stderr
+    assert not list((tmp_path / "outbox").glob("*.eml")), "no digest went out after the signal"

@@ -74,6 +74,9 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return _json({"error": {"code": code, "message": message}}, status, headers)
 
 
+PAGED = ("page", "page_size")
+
+
 def _date(account: Account) -> dict[str, str]:
     """The `Date` header from the account's clock (which the demo and tests move), not the host's."""
     return {"Date": email.utils.format_datetime(account.now.astimezone(dt.UTC), usegmt=True)}
@@ -85,7 +88,8 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
     faults_rng = random.Random(account.seed + 99)
     expected = f"Bearer {api_key}".encode()
 
-    def endpoint(handler: Handler, needs_body: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(handler: Handler, needs_body: bool = False,
+                 query: tuple[str, ...] = ()) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
             faults = account.faults
             if faults.latency_s:
@@ -105,6 +109,9 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
                 if status == 502:
                     return Response("<html><body>502 Bad Gateway</body></html>", 502, headers, "text/html")
                 return _error(status, "internal", "transient upstream fault", headers)
+            unknown = sorted(set(request.query_params) - set(query))
+            if unknown:  # strict on purpose: a client's misspelt parameter would otherwise be ignored silently
+                return _error(400, "invalid_request", f"unknown query parameter {unknown[0][:40]!r}", headers)
             payload = None
             if needs_body:
                 try:
@@ -123,16 +130,17 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
         return serve
 
     routes = [
-        Route("/telephony/numbers", endpoint(list_numbers), methods=["GET"]),
+        Route("/telephony/numbers", endpoint(list_numbers, query=PAGED + ("status",)), methods=["GET"]),
         Route("/telephony/numbers/search", endpoint(search_numbers, True), methods=["POST"]),
         Route("/telephony/numbers/purchase", endpoint(purchase_number, True), methods=["POST"]),
         Route("/telephony/numbers/assign", endpoint(assign_number, True), methods=["POST"]),
         Route("/telephony/numbers/unassign", endpoint(unassign_number, True), methods=["POST"]),
         Route("/telephony/numbers/{number_id}", endpoint(number_by_id), methods=["GET", "DELETE"]),
-        Route("/agents", endpoint(list_agents), methods=["GET"]),
-        Route("/calls", endpoint(list_calls), methods=["GET"]),
-        Route("/billing/invoices", endpoint(list_invoices), methods=["GET"]),
-        Route("/billing/invoices/{invoice_id}/line_items", endpoint(list_line_items), methods=["GET"]),
+        Route("/agents", endpoint(list_agents, query=PAGED), methods=["GET"]),
+        Route("/calls", endpoint(list_calls, query=("started_after", "started_before", "cursor", "limit")),
+              methods=["GET"]),
+        Route("/billing/invoices", endpoint(list_invoices, query=PAGED), methods=["GET"]),
+        Route("/billing/invoices/{invoice_id}/line_items", endpoint(list_line_items, query=PAGED), methods=["GET"]),
         Route("/_sandbox/clock", endpoint(clock), methods=["GET"]),
         Route("/_sandbox/advance", endpoint(advance, True), methods=["POST"]),
         Route("/_sandbox/faults", endpoint(set_faults, True), methods=["POST"]),
@@ -202,15 +210,17 @@ def number_by_id(request: Request, account: Account, _: Any) -> tuple[int, Any]:
     return 200, account.number_json(account.get_number(number_id))
 
 
-def _field(payload: dict[str, Any], name: str) -> str:
+def _field(payload: dict[str, Any], name: str, min_length: int = 1) -> str:
     value = payload.get(name)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or len(value) < min_length:
         raise SandboxError(400, "invalid_request", f"{name} is required")
     return value
 
 
 def _whole(payload: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = payload.get(name, default)
+    if isinstance(value, float) and value.is_integer():  # JSON Schema: 2.0 is an integer
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise SandboxError(400, "invalid_request", f"{name} must be a whole number from {low} to {high}")
     return value
@@ -218,7 +228,7 @@ def _whole(payload: dict[str, Any], name: str, default: int, low: int, high: int
 
 def _optional_text(payload: dict[str, Any], name: str, default: str | None = None) -> str | None:
     value = payload.get(name, default)
-    if value is not None and not isinstance(value, str):
+    if name in payload and not isinstance(value, str):
         raise SandboxError(400, "invalid_request", f"{name} must be a string")
     return value
 
@@ -242,7 +252,8 @@ def purchase_number(request: Request, account: Account, payload: dict[str, Any])
 
 
 def assign_number(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
-    number = account.assign(_field(payload, "number_id"), _field(payload, "agent_id"), _field(payload, "assignment_type"))
+    number = account.assign(_field(payload, "number_id"), _field(payload, "agent_id", min_length=0),
+                            _field(payload, "assignment_type"))
     return 200, account.number_json(number)
 
 
