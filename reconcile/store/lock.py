@@ -88,4 +88,6 @@ def _lock_path(engine: Engine) -> Path:
     database = engine.url.database
     if not database or database == ":memory:":
         return Path(f"/tmp/reconcile-memory-{os.getpid()}.lock")
+    if database.startswith("file:"):  # a SQLite URI (file:/path/store.db?mode=ro): the lock is beside the file
+        database = database.removeprefix("file:").split("?", 1)[0]
     return Path(database + ".lock")
