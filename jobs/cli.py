@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.logs import redact, register_secrets, setup_logging
 from reconcile.config import SANDBOX_API_KEY, Settings, load_settings
-from reconcile.errors import ReconcileError, StoreError
+from reconcile.errors import ReconcileError
 from reconcile.redaction import safe_line
 
 
@@ -50,11 +50,11 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"reconcile: {safe_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except SQLAlchemyError as exc:  # a database fault no layer below classified: still exit 4, one line
-            from reconcile.store.database import first_line
+            from reconcile.store.database import database_error
 
-            click.echo(f"reconcile: database error: {first_line(exc)}; check the database "
-                       "(RECONCILE_DATABASE_URL), then run again", err=True)
-            sys.exit(StoreError.exit_code)
+            error = database_error(exc, f"running `{click.get_current_context().command_path}`")
+            click.echo(f"reconcile: {error}", err=True)
+            sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("reconcile: interrupted; nothing was committed by the unfinished step", err=True)
             sys.exit(130)
@@ -314,12 +314,12 @@ def db() -> None:
 def db_upgrade(ctx: Context) -> None:
     """Apply schema migrations (safe to run again)."""
     from jobs.runtime import open_store
-    from reconcile.redaction import redact_url
+    from reconcile.redaction import redact
     from reconcile.store.database import upgrade
 
     engine = open_store(ctx.settings, check=False)
     before, after = upgrade(engine)
-    where = redact_url(ctx.settings.database_url)
+    where = redact(ctx.settings.database_url)
     if before == after:
         click.echo(f"database {where} is up to date (schema {after})")
     else:

@@ -23,12 +23,12 @@ from jobs.nightly import run_nightly
 from jobs.runtime import open_store
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
-from reconcile.errors import DeliveryError, LockedError, ReconcileError, StoreError
+from reconcile.errors import DeliveryError, LockedError, ReconcileError, StoreError, describe
 from reconcile.mail import Transport, build_message, message_id_for, transport_for
 from reconcile.redaction import safe_line
 from reconcile.schedule import latest_slot, slot_key
 from reconcile.store import jobs as history
-from reconcile.store.database import first_line
+from reconcile.store.database import database_error
 from reconcile.store.lock import RunLock
 from reports.alert import render_alert
 
@@ -105,12 +105,9 @@ def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = syste
         try:
             summary = jobs[job](settings, engine, clock)
         except BaseException as exc:
-            code = exc.exit_code if isinstance(exc, ReconcileError) else (130 if not isinstance(exc, Exception) else 1)
-            if isinstance(exc, SQLAlchemyError):
-                code, text = StoreError.exit_code, f"database error: {first_line(exc)}"
-            else:
-                text = str(exc) if isinstance(exc, ReconcileError) else f"{type(exc).__name__}: {exc}"
-            line = safe_line(text, 500)
+            error = database_error(exc, f"the {job} job") if isinstance(exc, SQLAlchemyError) else exc
+            code = error.exit_code if isinstance(error, ReconcileError) else (1 if isinstance(exc, Exception) else 130)
+            line = safe_line(describe(error), 500)
             try:
                 _history(history.finish, engine, run_id, "failed", code, line, clock())
             except StoreError as store_error:  # the store itself is failing: say so, keep the job's own error
@@ -131,8 +128,7 @@ def _history(write: Callable[..., T], *args: object) -> T:
     try:
         return write(*args)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read or write the job history: {first_line(exc)}; check the database "
-                         "(read-only file, full disk, or locked by another program), then run again") from None
+        raise database_error(exc, "reading or writing the job history") from None
 
 
 def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: str, slot: str | None,

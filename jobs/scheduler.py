@@ -53,10 +53,11 @@ class JobScheduler:
     def jobs(self) -> list[str]:
         return [job for job in ("nightly", "cleanup", "monthly") if job in JOBS]
 
-    def fire(self, job: str, slot: str | None = None) -> None:
-        if self.stopping.is_set():  # after SIGTERM no job starts, not even one already due
+    def fire(self, job: str, slot: str | None = None) -> bool:
+        """Run `job` now unless the scheduler is stopping (after SIGTERM no job starts); whether it ran."""
+        if self.stopping.is_set():
             log.info("%s: not started, the scheduler is stopping", job)
-            return
+            return False
         self.idle.clear()
         try:
             result = self.execute(self.settings, job, "scheduler", clock=self.clock, slot=slot, engine=self.engine)
@@ -67,6 +68,7 @@ class JobScheduler:
             log.exception("%s: unexpected failure (recorded in the job history)", job)
         finally:
             self.idle.set()
+        return True
 
     def catch_up(self) -> list[str]:
         """Run, once, each job's newest slot that has no run in the store (within the misfire grace)."""
@@ -78,10 +80,10 @@ class JobScheduler:
             ran = {run.slot for run in history.recent(self.engine, job, limit=50)
                    if run.slot and run.status in ("running", "succeeded", "failed")}
             slot = missed_slot(schedule_of(self.settings, job), self.settings.schedule.timezone, now, ran, self.grace)
-            if slot is not None and not self.stopping.is_set():
+            if slot is not None:
                 log.info("%s: the slot %s was missed while the scheduler was down; running it now", job, slot_key(slot))
-                self.fire(job, slot_key(slot))
-                caught.append(slot_key(slot))
+                if self.fire(job, slot_key(slot)):
+                    caught.append(slot_key(slot))
         return caught
 
     def run(self) -> None:

@@ -41,8 +41,8 @@ def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None =
         unknown = sent_log.unknown_fates(connection)
     return {"now": format_timestamp(now), "timezone": tz, "jobs": jobs,
             "last_complete_sync": {"run_id": sync.id, "as_of": format_timestamp(sync.as_of)} if sync else None,
-            "mail_of_unknown_fate": [{"recipient": e.recipient, "attempted_at": format_timestamp(e.sent_at)}
-                                     for e in unknown]}
+            "mail_of_unknown_fate": [{"recipient": e.recipient, "kind": e.kind, "run_id": e.run_id,
+                                      "attempted_at": format_timestamp(e.sent_at)} for e in unknown]}
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -60,8 +60,8 @@ def format_status(report: dict[str, Any]) -> str:
             summary = (run["summary"] or "")[:90]
             lines.append(f"  {run['started_at']}  {run['trigger']:<9} {run['status']:<9} "
                          f"exit {run['exit_code'] if run['exit_code'] is not None else '-':<3} {summary}")
-    unknown = report.get("mail_of_unknown_fate") or []
+    unknown = report["mail_of_unknown_fate"]
     if unknown:
         lines.append(f"\nmail of unknown fate ({len(unknown)}): {UNKNOWN_HINT}")
-        lines += [f"  {entry['attempted_at']}  {entry['recipient']}" for entry in unknown]
+        lines += [f"  {e['attempted_at']}  {e['recipient']} ({e['kind']}, sync run {e['run_id']})" for e in unknown]
     return "\n".join(lines)

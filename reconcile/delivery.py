@@ -35,12 +35,6 @@ class DeliveryOutcome:
     unknown: list[str] = field(default_factory=list)        # an attempt whose fate is unknown: not resent
     failed: dict[str, str] = field(default_factory=dict)    # recipient -> why it was not delivered
 
-    def merge(self, other: DeliveryOutcome) -> None:
-        self.sent.update(other.sent)
-        self.skipped += other.skipped
-        self.unknown += other.unknown
-        self.failed.update(other.failed)
-
 
 UNKNOWN_HINT = ("the process stopped while the mail server had it, so it may have arrived: check the mail "
                 "server's log; the same command with --resend-unknown sends it again")

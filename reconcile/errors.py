@@ -58,3 +58,8 @@ class LockedError(ReconcileError):
 
 class ReportError(ReconcileError):
     exit_code = 1
+
+
+def describe(exc: BaseException) -> str:
+    """What a run records of a failure: our own one-line message, or the type and text of anything else."""
+    return str(exc) if isinstance(exc, ReconcileError) else f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 
 MASK = "***"
-_SECRETS: set[str] = set()
+_SECRETS: tuple[str, ...] = ()  # longest first, so a secret that contains another is masked whole
 _LOCK = threading.Lock()
 
 # query parameters of a URL whose values are secrets (database URLs, webhook URLs)
@@ -28,13 +28,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 def register_secrets(values: Iterable[str]) -> None:
     """Values that must never be shown; every redacted text is scrubbed of them."""
+    global _SECRETS
     with _LOCK:
-        _SECRETS.update(value for value in values if value and len(value) >= 4)
+        known = set(_SECRETS) | {value for value in values if value and len(value) >= 4}
+        _SECRETS = tuple(sorted(known, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    """`text` without any registered secret, URL password, secret query value or bearer token."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
+    """`text` without any registered secret, URL password, secret query value or bearer token.
+
+    URLs (database, webhook) go through here too: their password and secret query values are masked.
+    """
+    for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, MASK)
     text = _USERINFO_PASSWORD.sub(rf"\1{MASK}@", text)
@@ -42,14 +47,12 @@ def redact(text: str) -> str:
     return _BEARER.sub(rf"\1{MASK}", text)
 
 
-def redact_url(url: str) -> str:
-    """A URL (database, webhook) with its password and secret query values replaced."""
-    return redact(url)
-
-
 def clip(text: str, limit: int) -> str:
     """Redact, then cut to `limit` characters (never the other way round)."""
-    text = redact(text)
+    return _cut(redact(text), limit)
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
@@ -61,4 +64,4 @@ def printable(text: str) -> str:
 def safe_line(text: str, limit: int | None = None) -> str:
     """What may be printed or stored about an error: redacted, one line, then cut."""
     text = printable(redact(text))
-    return text if limit is None else clip(text, limit)
+    return text if limit is None else _cut(text, limit)

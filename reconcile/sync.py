@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconcile.clock import Clock, format_timestamp, parse_timestamp
-from reconcile.errors import ConfigError, ReconcileError, StoreError
+from reconcile.errors import ConfigError, StoreError, describe
 from reconcile.progress import NullProgress, Progress
 from reconcile.store import writer
 from reconcile.store.database import first_line
@@ -128,13 +128,16 @@ def _spool_error(exc: OSError) -> StoreError:
                       "free space there (or point TMPDIR elsewhere) and run again; nothing was committed")
 
 
-def check_as_of(as_of: dt.datetime, newest_complete: dt.datetime | None, upstream_now: dt.datetime | None,
-                skew: dt.timedelta = MAX_CLOCK_SKEW) -> None:
-    """A run moves the store forward in time, and never past the upstream's own clock (pure)."""
+def check_moves_forward(as_of: dt.datetime, newest_complete: dt.datetime | None) -> None:
+    """A run is never dated before the newest complete run (pure)."""
     if newest_complete is not None and as_of < newest_complete:
         raise ConfigError(f"a run dated {format_timestamp(as_of)} would come before the newest complete run "
                           f"({format_timestamp(newest_complete)}): runs only move forward; use a later --as-of "
                           "or none")
+
+
+def check_not_ahead(as_of: dt.datetime, upstream_now: dt.datetime | None, skew: dt.timedelta = MAX_CLOCK_SKEW) -> None:
+    """A run is never dated past the upstream's own clock (its Date header), give or take `skew` (pure)."""
     if upstream_now is not None and as_of > upstream_now + skew:
         raise ConfigError(f"a run dated {format_timestamp(as_of)} is ahead of the Truedy API's own clock "
                           f"({format_timestamp(upstream_now)}) by more than {skew.total_seconds() / 60:.0f} minutes: "
@@ -151,11 +154,7 @@ def run_sync(
     started = time.monotonic()
     as_of = clock()
     try:
-        newest = writer.newest_complete_as_of(engine)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the store's runs: {first_line(exc)}") from None
-    check_as_of(as_of, newest, None)
-    try:
+        check_moves_forward(as_of, writer.newest_complete_as_of(engine))
         abandoned = writer.abandon_stale_runs(engine, as_of)
         if abandoned:
             log.warning("marked %d earlier run(s) abandoned: they ended before committing", abandoned)
@@ -164,13 +163,11 @@ def run_sync(
         raise StoreError(f"cannot start a sync run: {first_line(exc)}") from None
     summary = SyncSummary(run_id=run_id, as_of=as_of)
     try:
-        check_as_of(as_of, newest, client.server_clock())
         _sync(client, engine, options, progress, summary)
     except BaseException as exc:
         progress.abort()
         try:
-            writer.fail_run(engine, run_id, as_of, str(exc) if isinstance(exc, ReconcileError)
-                            else f"{type(exc).__name__}: {exc}")
+            writer.fail_run(engine, run_id, as_of, describe(exc))
         except SQLAlchemyError:
             log.error("could not mark run %d failed; the next run will mark it abandoned", run_id)
         if isinstance(exc, SQLAlchemyError):
@@ -203,6 +200,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
                      + len(released.unchanged))
     issues += agents.issues + live.issues + released.issues
     summary.listing_passes = live.passes + released.passes
+    check_not_ahead(as_of, client.server_date)  # the listings carried the upstream's clock; nothing is written yet
     numbers = merge_number_listings(live.records, released.records)
     fingerprints = {**live.fingerprints, **released.fingerprints}
     unchanged = (live.unchanged | released.unchanged) - set(numbers)  # served exactly as stored

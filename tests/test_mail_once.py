@@ -135,7 +135,7 @@ def test_a_kill_right_after_the_server_accepted_never_leads_to_a_second_copy(syn
     assert f"{victim}" in out and "fate unknown" in out
     settings = load_settings(environ={"RECONCILE_DATABASE_URL": database_url}, config_path=config)
     status = collect_status(settings, synced)
-    assert any(victim in entry["recipient"] for entry in status["mail_of_unknown_fate"])
+    assert [(e["recipient"], e["kind"]) for e in status["mail_of_unknown_fate"]] == [(victim, "cleanup")]
 
     resend = cleanup("--resend-unknown")
     out, err = resend.communicate(timeout=120)

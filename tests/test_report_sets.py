@@ -89,8 +89,35 @@ def test_a_folder_with_files_of_its_own_is_refused_not_emptied(two_nights):
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_the_monthly_writer_also_replaces_its_set_whole(monkeypatch):
-    assert monthly.report_folder is nightly.report_folder
+def test_a_full_disk_while_the_monthly_review_is_written_keeps_the_old_set_whole(make_sandbox, make_client, store,
+                                                                                 tmp_path, monkeypatch):
+    from reconcile.analysis.billing import Period
+    from tests.test_monthly_review import review, synced
+
+    server, client = synced(make_sandbox, make_client, store, numbers=120)
+    out = tmp_path / "reports" / "review"
+    out.parent.mkdir()
+    september = review(server, client, store, tmp_path, Period(2026, 9))
+    september.files.directory.rename(out)
+    old = fingerprint(out)
+    assert set(old) == {"monthly.html", "reconciliation.csv", "focus.csv"}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    october = review_of(server, client, store, tmp_path, Period(2026, 10))
+    monkeypatch.setattr(Path, "write_text", full_disk)  # the page, written last: both CSVs are already new
+    with pytest.raises(ReportError, match="the disk is full"):
+        monthly.render_monthly(october, out)
+    assert fingerprint(out) == old, "October's CSVs never sit beside September's page"
+    assert siblings(out) == []
+
+
+def review_of(server, client, store, tmp_path, period):
+    """The review of `period`, built but written elsewhere (the test writes it into the folder under test)."""
+    from tests.test_monthly_review import review
+
+    return review(server, client, store, tmp_path / "elsewhere", period).review
 
 
 def test_kill_9_while_a_set_is_replaced_leaves_old_or_new_never_a_mix(two_nights, database_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from reconcile.errors import StoreError
-from reconcile.redaction import clip, redact, redact_url
+from reconcile.redaction import clip, redact
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -26,7 +27,8 @@ def open_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(parsed, connect_args={"timeout": 30})
+            # how long a writer waits for the file's lock: 30 s, or the URL's own `?timeout=SECONDS`
+            engine = create_engine(parsed, connect_args={} if "timeout" in parsed.query else {"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         if parsed.drivername == "postgresql":
@@ -35,10 +37,10 @@ def open_engine(url: str) -> Engine:
             raise ValueError(f"port {parsed.port} is out of range")
         return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, ValueError, TypeError) as exc:  # a bad port is a ValueError from the URL parser
-        raise StoreError(f"not a usable database URL ({redact(str(exc))[:120]}): {redact_url(url)}; "
+        raise StoreError(f"not a usable database URL ({clip(str(exc), 120)}): {redact(url)}; "
                          "check RECONCILE_DATABASE_URL or store.database_url") from None
     except OSError as exc:
-        raise StoreError(f"cannot create the folder of the SQLite file {redact_url(url)}: {exc.strerror}") from None
+        raise StoreError(f"cannot create the folder of the SQLite file {redact(url)}: {exc.strerror}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -46,7 +48,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -56,14 +57,20 @@ def _alembic_config() -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once per process (every command checks the schema at start)."""
+    return ScriptDirectory.from_config(_alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None
     return head
 
 
 def known_revisions() -> set[str]:
-    return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    return {script.revision for script in _scripts().walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -77,7 +84,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def unusable(engine: Engine, exc: BaseException) -> StoreError:
     """The one line for a store that cannot be opened or read (unreachable, corrupt, locked, read-only)."""
-    return StoreError(f"cannot use the database at {redact_url(engine.url.render_as_string())}: {first_line(exc)}; "
+    return StoreError(f"cannot use the database at {redact(engine.url.render_as_string())}: {first_line(exc)}; "
                       "check RECONCILE_DATABASE_URL (a SQLite file may be damaged or not a database)")
 
 
@@ -110,6 +117,12 @@ def check_schema(engine: Engine) -> None:
     _refuse_newer(engine, current)
     if current != head:
         raise StoreError(f"the database schema is at {current}, this version needs {head}: run `reconcile db upgrade`")
+
+
+def database_error(exc: BaseException, doing: str) -> StoreError:
+    """The one StoreError (exit 4) for a database fault while `doing` something: the driver's first line."""
+    return StoreError(f"database error while {doing}: {first_line(exc)}; check the database "
+                      "(RECONCILE_DATABASE_URL; a read-only file, a full disk, a lock held by another program)")
 
 
 def first_line(exc: BaseException) -> str:

@@ -174,7 +174,7 @@ class TruedyClient:
             if left is not None:
                 whole = left if whole is None else min(whole, left)
             try:
-                self.pacer.acquire(None if self._deadline is None else self._deadline)
+                self.pacer.acquire(self._deadline)
             except PacingPastDeadline as exc:
                 raise self._past_deadline(where, f"the rate limit asked for a wait of {exc.wait_s:.0f} s") from None
             sent_at = self._monotonic()
@@ -253,11 +253,6 @@ class TruedyClient:
             self.pacer.hold(delay)  # every thread waits, not only this one
         else:
             self._sleep(delay)
-
-    def server_clock(self) -> dt.datetime | None:
-        """The upstream's own time, from the Date header of one cheap request (None if it sends none)."""
-        self.request("GET", "agents", params={"page": 1, "page_size": 1})
-        return self.server_date
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)

@@ -87,9 +87,8 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """httpx's own transport (TLS, pooling, error mapping) over sockets that honour `answer_deadline`."""
     transport = httpx.HTTPTransport(limits=limits)
-    ssl_context = transport._pool._ssl_context  # type: ignore[attr-defined]  # httpx pinned: keep its TLS setup
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context, max_connections=limits.max_connections,
+    transport._pool = httpcore.ConnectionPool(  # httpx pinned; its transport takes no network backend itself
+        ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
         network_backend=_DeadlineBackend(),
     )

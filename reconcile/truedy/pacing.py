@@ -41,8 +41,8 @@ class RatePacer:
         self.max_wait_s = max_wait_s
         self.waited_s = 0.0
 
-    def acquire(self, deadline: float | None = None) -> float:
-        """Block until this thread may start a request; the seconds waited.
+    def acquire(self, deadline: float | None = None) -> None:
+        """Block until this thread may start a request.
 
         With a `deadline` (on this pacer's clock) that the wait would pass, nothing is
         reserved and nothing slept: `PacingPastDeadline` says how long it would have been.
@@ -56,7 +56,6 @@ class RatePacer:
         if start > now:
             self.waited_s += start - now
             self._sleep(start - now)
-        return max(0.0, start - now)
 
     def observe(self, headers: Mapping[str, str], sent_at: float | None = None) -> None:
         """Learn the limit and the window from an answer's headers (`sent_at`: when its request left)."""

@@ -246,9 +246,10 @@ def _object(value: Any) -> Mapping[str, Any]:
 
 def _record(value: Any) -> Mapping[str, Any]:
     """A listing item must be an object; `null` or a number there is a malformed record, not a crash."""
-    if not isinstance(value, dict):
-        raise RecordError("(record)", f"must be an object, got {_json_type(value)}")
-    return value
+    try:
+        return _object(value)
+    except ValueError as exc:
+        raise RecordError("(record)", str(exc)) from None
 
 
 def _json_type(value: Any) -> str:
