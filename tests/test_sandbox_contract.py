@@ -189,7 +189,9 @@ def schemathesis_sandbox():
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# derandomized: the same examples on every run, so CI cannot pass one day and fail the next
+# (the generator was run here with random seeds 1-8 first; each failure it found was fixed)
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 def test_schemathesis_finds_no_contract_violation(case, schemathesis_sandbox):
     excluded = FALSE_POSITIVES.get(f"{case.method.upper()} {case.path}")
     case.call_and_validate(base_url=schemathesis_sandbox.url, headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -240,8 +241,8 @@ class Account:
         currency, _, local, mobile, toll_free = COUNTRIES[country_code]
         prefixes = {"local": local, "mobile": mobile, "toll-free": toll_free}[kind]
         if area_code:
-            if country_code not in ("US", "CA") or not area_code.isdigit() or len(area_code) != 3:
-                raise SandboxError(400, "invalid_request", "area_code is a 3-digit NPA, US and Canada only")
+            if country_code not in ("US", "CA") or not re.fullmatch(r"[2-9][0-9]{2}", area_code):
+                return []  # no NPA of that name (NPAs are US and Canada only): nothing on offer there
             prefixes = [f"+1{area_code}"]
         rng = random.Random(f"{self.seed}:{country_code}:{kind}:{area_code}:{self.days_advanced}")
         upfront, monthly = PRICES[(country_code, kind)]

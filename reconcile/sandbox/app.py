@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import email.utils
 import hmac
+import json
 import math
 import random
 import re
@@ -67,7 +68,11 @@ class RateLimiter:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # a page number past 64 bits, echoed in `meta`: JSON has no such limit, orjson does
+        content = json.dumps(body, ensure_ascii=False).encode()
+    return Response(content, status_code=status, headers=headers, media_type="application/json")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -159,21 +164,28 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
     return app
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        return _in_range(int(raw), name, low, high)
     except ValueError:
         raise SandboxError(400, "invalid_request", f"{name} must be a whole number") from None
-    if not low <= value <= high:
-        raise SandboxError(400, "invalid_request", f"{name} must be between {low} and {high}")
+
+
+def _in_range(value: Any, name: str, low: int, high: int | None) -> int:
+    """A whole number from `low` to `high` (no upper bound when None); 400 otherwise."""
+    if isinstance(value, float) and value.is_integer():  # JSON Schema: 2.0 is an integer
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise SandboxError(400, "invalid_request", f"{name} must be a whole number {bounds}")
     return value
 
 
 def _page(request: Request, items: list[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    page = _int_param(request, "page", 1, 1, 10**9)
+    page = _int_param(request, "page", 1, 1, None)  # past the last page: empty data (the contract)
     size = _int_param(request, "page_size", 20, 1, 100)
     total = len(items)
     chosen = items[(page - 1) * size: page * size]
@@ -217,15 +229,6 @@ def _field(payload: dict[str, Any], name: str, min_length: int = 1) -> str:
     return value
 
 
-def _whole(payload: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = payload.get(name, default)
-    if isinstance(value, float) and value.is_integer():  # JSON Schema: 2.0 is an integer
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise SandboxError(400, "invalid_request", f"{name} must be a whole number from {low} to {high}")
-    return value
-
-
 def _optional_text(payload: dict[str, Any], name: str, default: str | None = None) -> str | None:
     value = payload.get(name, default)
     if name in payload and not isinstance(value, str):
@@ -234,8 +237,8 @@ def _optional_text(payload: dict[str, Any], name: str, default: str | None = Non
 
 
 def search_numbers(request: Request, account: Account, payload: dict[str, Any]) -> tuple[int, Any]:
-    size = _whole(payload, "page_size", 20, 1, 50)
-    page = _whole(payload, "page", 1, 1, 10**9)
+    size = _in_range(payload.get("page_size", 20), "page_size", 1, 50)
+    page = _in_range(payload.get("page", 1), "page", 1, None)
     country = _optional_text(payload, "country_code", "US") or ""
     if not re.fullmatch(r"[A-Z]{2}", country):
         raise SandboxError(400, "invalid_request", "country_code must be an ISO 3166-1 alpha-2 code, e.g. US")
