@@ -192,8 +192,8 @@ def _copy(cursor: Any, table: str, columns: list[str], body: list[tuple[Any, ...
 @scenario
 def sync_invoices(params: dict[str, Any]) -> dict[str, Any]:
     """The monthly job's invoice sync for the month before the sandbox's clock."""
-    from jobs.monthly import previous_period
     from reconcile.invoice_sync import run_invoice_sync
+    from reconcile.review.monthly import previous_period
 
     summary, wall, stats = _job_on_store(params, lambda client, engine, as_of: run_invoice_sync(
         client, engine, (previous_period(as_of),), clock=lambda: as_of))
@@ -206,10 +206,10 @@ def report_monthly(params: dict[str, Any]) -> dict[str, Any]:
     """The monthly review of the month before `as_of`, from the store (invoices already synced)."""
     from pathlib import Path
 
-    from jobs.monthly import previous_period
     from jobs.monthly import report_monthly as render
     from reconcile.clock import parse_timestamp
     from reconcile.config import load_settings
+    from reconcile.review.monthly import previous_period
     from reconcile.store.database import open_engine
 
     engine = open_engine(params["database_url"])
@@ -237,7 +237,8 @@ def report_nightly(params: dict[str, Any]) -> dict[str, Any]:
 
     engine = open_engine(params["database_url"])
     started = time.perf_counter()
-    summary, _, files = render(load_settings(environ={}), engine, out_dir=Path(params["out"]))
+    outcome = render(load_settings(environ={}), engine, out_dir=Path(params["out"]))
+    summary, files = outcome.summary, outcome.files
     wall = time.perf_counter() - started
     engine.dispose()
     sizes = {p.name: round(p.stat().st_size / 2**20, 2) for p in (files.html, files.flagged_csv, files.inventory_csv)}

@@ -10,14 +10,14 @@ from email.message import EmailMessage
 
 from sqlalchemy import Engine
 
-from jobs.nightly import evaluate_run
-from jobs.runtime import open_store
 from reconcile.analysis.digests import Digest, build_digests, route
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT, DeliveryOutcome, deliver_once
+from reconcile.errors import DeliveryError
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.money import format_amount
+from reconcile.review.nightly import evaluate_run
 from reconcile.store import digests as sent_log
 from reports.digest import render_digest
 
@@ -60,11 +60,19 @@ class CleanupOutcome:
                    + (f", {len(self.unknown)} of unknown fate (not resent)" if self.unknown else ""))
         return out
 
+    def line(self) -> str:
+        return self.lines()[-1]
 
-def run_cleanup(settings: Settings, engine: Engine | None = None, transport: Transport | None = None,
-                dry_run: bool = False, clock: Clock = system_clock, resend_unknown: bool = False) -> CleanupOutcome:
+    def raise_for_failures(self) -> None:
+        if self.failed:
+            raise DeliveryError(f"{len(self.failed)} of {len(self.digests)} digest(s) failed "
+                                f"({', '.join(sorted(self.failed))}); the others were sent: rerun to send only "
+                                "the missing ones")
+
+
+def run_cleanup(settings: Settings, engine: Engine, clock: Clock = system_clock, transport: Transport | None = None,
+                dry_run: bool = False, resend_unknown: bool = False) -> CleanupOutcome:
     """Send the digests of the newest complete run. The caller holds the run lock."""
-    engine = engine or open_store(settings)
     evaluation = evaluate_run(settings, engine, record_history=not dry_run)
     result, run_id = evaluation.result, evaluation.run.id
     with engine.connect() as connection:

@@ -134,14 +134,14 @@ def report_nightly_command(ctx: Context, as_of: str | None, out_dir: str | None)
     """nightly.html, flagged.csv and inventory.csv as of a run."""
     from pathlib import Path
 
-    from jobs.nightly import NightlyOutcome, report_nightly
+    from jobs.nightly import report_nightly
     from jobs.runtime import exclusive_run, open_store
 
     at = _clock(as_of)() if as_of else None
     engine = open_store(ctx.settings)
     with exclusive_run(engine):
-        summary, result, files = report_nightly(ctx.settings, engine, at, Path(out_dir) if out_dir else None)
-    click.echo(NightlyOutcome(None, summary, result, files).line())
+        outcome = report_nightly(ctx.settings, engine, at, Path(out_dir) if out_dir else None)
+    click.echo(outcome.line())
 
 
 @report.command("monthly")
@@ -157,9 +157,9 @@ def report_monthly_command(ctx: Context, period: str, out_dir: str | None, offli
 
     from jobs.monthly import report_monthly
     from jobs.runtime import exclusive_run, open_store
-    from reconcile.analysis.billing import Period
     from reconcile.clock import system_clock
     from reconcile.errors import ConfigError
+    from reconcile.period import Period
 
     try:
         month = Period.parse(period)
@@ -169,8 +169,6 @@ def report_monthly_command(ctx: Context, period: str, out_dir: str | None, offli
     with exclusive_run(engine):
         outcome = report_monthly(ctx.settings, engine, month, system_clock, Path(out_dir) if out_dir else None,
                                  fetch=not offline)
-    if outcome.invoices:
-        click.echo(outcome.invoices.line())
     click.echo(outcome.line())
 
 
@@ -249,16 +247,13 @@ def run_cleanup_command(ctx: Context, trigger: str | None, resend_unknown: bool)
 def _cleanup(settings: Settings, dry_run: bool, resend_unknown: bool = False) -> None:
     from jobs.cleanup import run_cleanup
     from jobs.runtime import exclusive_run, open_store
-    from reconcile.errors import DeliveryError
 
     engine = open_store(settings)
     with exclusive_run(engine):
-        outcome = run_cleanup(settings, engine=engine, dry_run=dry_run, resend_unknown=resend_unknown)
+        outcome = run_cleanup(settings, engine, dry_run=dry_run, resend_unknown=resend_unknown)
     for line in outcome.lines():
         click.echo(line)
-    if outcome.failed:
-        raise DeliveryError(f"{len(outcome.failed)} digest(s) failed ({', '.join(sorted(outcome.failed))}); "
-                            "the others were sent: rerun `reconcile notify cleanup` to send only the missing ones")
+    outcome.raise_for_failures()
 
 
 @cli.command()

@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from jobs.cleanup import CleanupOutcome, run_cleanup
-from jobs.monthly import MonthlyOutcome, previous_period, report_monthly, send_review
+from jobs.monthly import MonthlyOutcome, report_monthly, send_review
 from jobs.nightly import NightlyOutcome, run_nightly
 from reconcile.config import PROJECT_ROOT, SANDBOX_API_KEY, Settings, TruedySettings, load_settings
 from reconcile.progress import NullProgress
+from reconcile.review.monthly import previous_period
 from reconcile.sandbox import SandboxServer, generate_account
 from reconcile.sandbox.truth import expected_flags, invoice_errors
 from reconcile.store.database import open_engine, upgrade
@@ -71,7 +72,7 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
         for night in range(nights):
             if night:
                 account.advance(days=1)
-            outcome = run_nightly(settings, clock=lambda: account.now, progress=NullProgress(), engine=engine)
+            outcome = run_nightly(settings, engine, lambda: account.now, progress=NullProgress())
             outcomes.append(outcome)
             say(f"night {night + 1}/{nights}: {outcome.sync.line() if outcome.sync else ''}")
         agrees, detail = _check_truth(account, settings, outcomes[-1])

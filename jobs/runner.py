@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -35,28 +35,18 @@ from reports.alert import render_alert
 log = logging.getLogger("reconcile.jobs")
 
 T = TypeVar("T")
-JobFunction = Callable[[Settings, Engine, Clock], str]
 
 
-def nightly_job(settings: Settings, engine: Engine, clock: Clock) -> str:
-    outcome = run_nightly(settings, clock=clock, engine=engine)
-    return f"{outcome.sync.line() if outcome.sync else ''}; {outcome.line()}"
+class Outcome(Protocol):
+    """What a job returns: one line for the job history, and whether part of it failed."""
+
+    def line(self) -> str: ...
+
+    def raise_for_failures(self) -> None: ...
 
 
-def cleanup_job(settings: Settings, engine: Engine, clock: Clock, resend_unknown: bool = False) -> str:
-    outcome = run_cleanup(settings, engine=engine, clock=clock, resend_unknown=resend_unknown)
-    if outcome.failed:
-        raise DeliveryError(f"{len(outcome.failed)} of {len(outcome.digests)} digest(s) failed "
-                            f"({', '.join(sorted(outcome.failed))}); rerun to send only those")
-    return outcome.lines()[-1]
-
-
-def monthly_job(settings: Settings, engine: Engine, clock: Clock, resend_unknown: bool = False) -> str:
-    outcome = run_monthly(settings, clock=clock, engine=engine, resend_unknown=resend_unknown)
-    return f"{outcome.invoices.line() if outcome.invoices else ''}; {outcome.line()}"
-
-
-JOBS: dict[str, JobFunction] = {"nightly": nightly_job, "cleanup": cleanup_job, "monthly": monthly_job}
+JobFunction = Callable[[Settings, Engine, Clock], Outcome]
+JOBS: dict[str, JobFunction] = {"nightly": run_nightly, "cleanup": run_cleanup, "monthly": run_monthly}
 
 
 @dataclass(frozen=True)
@@ -103,7 +93,9 @@ def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = syste
         run_id = _history(history.start, engine, job, trigger, slot, now)
         log.info("%s: started (%s, slot %s)", job, trigger, slot)
         try:
-            summary = jobs[job](settings, engine, clock)
+            outcome = jobs[job](settings, engine, clock)
+            outcome.raise_for_failures()
+            summary = outcome.line()
         except BaseException as exc:
             error = database_error(exc, f"the {job} job") if isinstance(exc, SQLAlchemyError) else exc
             code = error.exit_code if isinstance(error, ReconcileError) else (1 if isinstance(exc, Exception) else 130)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from reconcile.analysis.billing import Period
 from reconcile.clock import Clock
 from reconcile.errors import StoreError
+from reconcile.period import Period
 from reconcile.progress import NullProgress, Progress
 from reconcile.store import invoices as store
 from reconcile.store.database import first_line

@@ -86,3 +86,12 @@ def format_amount(amount: Decimal | None, currency: str | None) -> str:
     exponent = normalized.as_tuple().exponent
     places = max(digits, -exponent if isinstance(exponent, int) else 0)
     return f"{amount.quantize(Decimal(1).scaleb(-places)):f}"
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """An amount for people: the currency's minor digits (more when significant), thousands
+    separated, then the code: "1,234.50 USD", "0.0075 USD", "1,200 JPY"."""
+    plain = format_amount(amount, currency)
+    whole, dot, fraction = plain.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{fraction} {currency}"

@@ -185,15 +185,15 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     with engine.connect() as connection:
         open_numbers = writer.open_versions(connection, number_versions, "number_id")
         open_agents = writer.open_versions(connection, agent_versions, "agent_id")
-    known = {key: value[3] for key, value in open_numbers.items() if value[3]}
+    stored_fingerprints = {key: v.source_hash for key, v in open_numbers.items() if v.source_hash}
 
     # the three listings at once: their first pages and last stragglers overlap
     # (requests still share the client's workers, connection pool and rate pacer)
     progress.phase("listings")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="listing") as pool:
         agents_listing = pool.submit(client.list_agents)
-        released_listing = pool.submit(client.list_numbers, "released", known)
-        live = client.list_numbers(known=known)
+        released_listing = pool.submit(client.list_numbers, "released", stored_fingerprints)
+        live = client.list_numbers(stored_fingerprints=stored_fingerprints)
         released = released_listing.result()
         agents = agents_listing.result()
     progress.advance(len(agents.records) + len(live.records) + len(live.unchanged) + len(released.records)
@@ -206,7 +206,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     unchanged = (live.unchanged | released.unchanged) - set(numbers)  # served exactly as stored
     seen = set(numbers) | unchanged | {issue.record_id for issue in live.issues + released.issues}
 
-    to_confirm = numbers_to_confirm({key: value[2] for key, value in open_numbers.items()}, seen)
+    to_confirm = numbers_to_confirm(open_numbers, seen)
     gone: set[str] = set()
     if to_confirm:
         progress.phase("confirming vanished numbers", total=len(to_confirm))
@@ -228,13 +228,13 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         row["source_hash"] = fingerprints.get(number.id)
         rows[number.id] = row
     del numbers, live, released  # the rows say it all now: let 100,000 parsed records go
-    rehashed = [(open_numbers[key][0], row["source_hash"]) for key, row in rows.items()
-                if key in open_numbers and open_numbers[key][1] == row["row_hash"]
-                and row["source_hash"] and open_numbers[key][3] != row["source_hash"]]
-    number_plan = plan_versions({k: v[:2] for k, v in open_numbers.items()}, rows, gone)
+    rehashed = [(stored.version_id, row["source_hash"]) for key, row in rows.items()
+                if (stored := open_numbers.get(key)) is not None and stored.row_hash == row["row_hash"]
+                and row["source_hash"] and stored.source_hash != row["source_hash"]]
+    number_plan = plan_versions(open_numbers, rows, gone)
     agent_rows = {a.id: agent_row(a) for a in agents.records}
     agents_gone = set() if agents.drift else set(open_agents) - set(agent_rows) - {i.record_id for i in agents.issues}
-    agent_plan = plan_versions({k: v[:2] for k, v in open_agents.items()}, agent_rows, agents_gone)
+    agent_plan = plan_versions(open_agents, agent_rows, agents_gone)
 
     # the calls are downloaded before the write transaction, onto local disk: the store's write
     # lock (SQLite) or open transaction (PostgreSQL) lasts only for the short final commit

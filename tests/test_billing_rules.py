@@ -14,14 +14,13 @@ from reconcile.analysis.billing import (
     MONTHLY_FEE,
     UPFRONT_FEE,
     NumberFacts,
-    Period,
     PriceObservation,
-    add_months,
     expected_fees,
     price_at,
     renewal_charged,
     renewal_starting_in,
 )
+from reconcile.period import Period, add_months
 from reconcile.sandbox import billing as sandbox_billing
 
 UTC = dt.UTC

@@ -75,3 +75,17 @@ def test_every_default_key_is_documented_by_a_comment():
     for index, line in enumerate(lines):
         if re.match(r"^[a-z_]+ = ", line):
             assert lines[index - 1].startswith("#"), f"config/default.toml: {line.split()[0]} has no comment above it"
+
+
+def test_every_default_key_has_a_declared_constraint():
+    import tomllib
+
+    from reconcile.config.constraints import CONSTRAINTS
+
+    defaults = tomllib.loads(DEFAULT_CONFIG.read_text())
+    assert {t: set(keys) for t, keys in defaults.items()} == {t: set(c) for t, c in CONSTRAINTS.items()}
+
+
+def test_an_environment_value_is_checked_and_named():
+    with pytest.raises(ConfigError, match="environment RECONCILE_DATABASE_URL: store.database_url must start with"):
+        load_settings(environ={"RECONCILE_DATABASE_URL": "mysql://x@h/db"})

@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 
 from jobs.monthly import report_monthly
-from reconcile.analysis.billing import NumberFacts, Period, PriceObservation
+from reconcile.analysis.billing import NumberFacts, PriceObservation
 from reconcile.analysis.invoices import FINDING_COLUMNS, reconcile_invoices
 from reconcile.config import load_settings
 from reconcile.errors import ConfigError
 from reconcile.invoice_sync import run_invoice_sync
+from reconcile.period import Period
 from reconcile.progress import NullProgress
 from reconcile.sandbox.billing import billing_for
 from reconcile.sandbox.truth import invoice_errors

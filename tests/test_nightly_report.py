@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from jobs.nightly import report_nightly
-from reconcile.analysis.billing import Period
 from reconcile.config import load_settings
+from reconcile.period import Period
 from reconcile.sync import SyncOptions, run_sync
 from tests.scenario import SCENARIOS, load_account, scenario_names
 
@@ -44,7 +44,7 @@ def run_scenario(folder, make_sandbox, make_client, store, tmp_path):
 @pytest.mark.parametrize("name", scenario_names())
 def test_golden_scenario(name, make_sandbox, make_client, store, tmp_path):
     folder = SCENARIOS / name
-    _, _, files = run_scenario(folder, make_sandbox, make_client, store, tmp_path)
+    files = run_scenario(folder, make_sandbox, make_client, store, tmp_path).files
     produced = files.flagged_csv.read_text(encoding="utf-8")
     golden = folder / "flagged.csv"
     if not golden.exists():  # first run: write it for a person to check by hand, then keep it
@@ -58,7 +58,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_csv_columns_are_the_contract_in_order(make_sandbox, make_client, store, tmp_path):
-    _, _, files = run_scenario(SCENARIOS / "flags_and_boundaries", make_sandbox, make_client, store, tmp_path)
+    files = run_scenario(SCENARIOS / "flags_and_boundaries", make_sandbox, make_client, store, tmp_path).files
     header = files.flagged_csv.read_text().splitlines()[0].split(",")
     assert header[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
     inventory_header = files.inventory_csv.read_text().splitlines()[0].split(",")
@@ -99,7 +99,7 @@ def sums_by_currency(rows, column):
 
 def test_html_is_self_contained_escaped_and_its_totals_equal_the_csv(make_sandbox, make_client, store, tmp_path):
     folder = SCENARIOS / "protected_imported_currencies"
-    summary, _, files = run_scenario(folder, make_sandbox, make_client, store, tmp_path)
+    files = run_scenario(folder, make_sandbox, make_client, store, tmp_path).files
     html = files.html.read_text(encoding="utf-8")
     page = PageParser()
     page.feed(html)
@@ -119,7 +119,7 @@ def test_html_is_self_contained_escaped_and_its_totals_equal_the_csv(make_sandbo
 
 
 def test_customer_text_is_neutralised_in_csv_but_money_stays_numbers(make_sandbox, make_client, store, tmp_path):
-    _, _, files = run_scenario(SCENARIOS / "protected_imported_currencies", make_sandbox, make_client, store, tmp_path)
+    files = run_scenario(SCENARIOS / "protected_imported_currencies", make_sandbox, make_client, store, tmp_path).files
     rows = {row["number_id"]: row for row in read_csv(files.flagged_csv)}
     assert rows["num_F_eur"]["label"] == "'=1+2"
     assert rows["num_G_usd_idle"]["label"] == "'@SUM(A1:A2)"
@@ -154,7 +154,8 @@ def test_flag_history_keeps_first_flagged_and_records_how_flags_end(make_sandbox
     account._set_now(first_night + dt.timedelta(days=1))
     account.release("num_D_orphaned")
     account.assign("num_A_unassigned_7d", "agt_live", "inbound")
-    summary, _, files = night()
+    outcome = night()
+    summary, files = outcome.summary, outcome.files
     rows = {row["number_id"]: row for row in read_csv(files.flagged_csv)}
     assert rows["num_E_unknown_agent"]["first_flagged_at"] == "2026-11-20T02:30:00Z"
     assert rows["num_B_unassigned_6d23h"]["first_flagged_at"] == "2026-11-21T02:30:00Z"

@@ -29,7 +29,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_report_renders_in_chromium_with_every_flagged_row(make_sandbox, make_client, store, tmp_path):
-    _, _, files = run_scenario(SCENARIOS / "protected_imported_currencies", make_sandbox, make_client, store, tmp_path)
+    files = run_scenario(SCENARIOS / "protected_imported_currencies", make_sandbox, make_client, store, tmp_path).files
     url = files.html.resolve().as_uri()
     dom = chromium("--dump-dom", url).stdout
     rows = len(read_csv(files.flagged_csv))
@@ -55,7 +55,7 @@ def test_a_big_flagged_table_shows_one_page_and_holds_every_row(make_sandbox, ma
     server = make_sandbox(numbers=700)
     run_sync(make_client(server), store, clock=lambda: server.account.now, options=SyncOptions(call_slices=2))
     settings = dataclasses.replace(load_settings(environ={}), reports_dir=tmp_path)
-    _, _, files = report_nightly(settings, store, out_dir=tmp_path / "big")
+    files = report_nightly(settings, store, out_dir=tmp_path / "big").files
     rows = read_csv(files.flagged_csv)
     assert len(rows) > 100
     html = files.html.read_text(encoding="utf-8")
@@ -70,7 +70,7 @@ def test_a_big_flagged_table_shows_one_page_and_holds_every_row(make_sandbox, ma
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_monthly_review_renders_in_chromium_with_every_finding(make_sandbox, make_client, store, tmp_path):
-    from reconcile.analysis.billing import Period
+    from reconcile.period import Period
     from tests.test_monthly_review import review, synced
 
     server, client = synced(make_sandbox, make_client, store)

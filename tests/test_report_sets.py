@@ -91,7 +91,7 @@ def test_a_folder_with_files_of_its_own_is_refused_not_emptied(two_nights):
 
 def test_a_full_disk_while_the_monthly_review_is_written_keeps_the_old_set_whole(make_sandbox, make_client, store,
                                                                                  tmp_path, monkeypatch):
-    from reconcile.analysis.billing import Period
+    from reconcile.period import Period
     from tests.test_monthly_review import review, synced
 
     server, client = synced(make_sandbox, make_client, store, numbers=120)

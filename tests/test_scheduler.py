@@ -73,6 +73,19 @@ class Clock:
         return self.now
 
 
+class Done:
+    """A job outcome for the fake jobs: it did everything."""
+
+    def line(self):
+        return "ok"
+
+    def raise_for_failures(self):
+        pass
+
+
+DONE = Done()
+
+
 def settings_for(tmp_path, **schedule):
     config = tmp_path / "site.toml"
     config.write_text('[notify]\nops_recipients = ["oncall@example.com"]\n'
@@ -85,7 +98,7 @@ def settings_for(tmp_path, **schedule):
 def test_a_slot_missed_during_downtime_runs_exactly_once_on_restart(store, tmp_path):
     settings = settings_for(tmp_path)
     calls = []
-    fake = {"nightly": lambda s, e, c: calls.append(c()) or "ok", "cleanup": lambda s, e, c: "ok"}
+    fake = {"nightly": lambda s, e, c: calls.append(c()) or DONE, "cleanup": lambda s, e, c: DONE}
     clock = Clock(dt.datetime(2026, 11, 26, 1, 30, tzinfo=UTC))  # 02:30 Berlin: the scheduler fires
     execute = functools.partial(execute_job, jobs=fake)
     scheduler = JobScheduler(settings, store, clock=clock, execute=execute)
@@ -105,7 +118,7 @@ def test_a_slot_missed_during_downtime_runs_exactly_once_on_restart(store, tmp_p
 def test_the_scheduler_never_runs_a_slot_twice(store, tmp_path):
     settings = settings_for(tmp_path)
     calls = []
-    fake = {"nightly": lambda s, e, c: calls.append(1) or "ok"}
+    fake = {"nightly": lambda s, e, c: calls.append(1) or DONE}
     clock = Clock(dt.datetime(2026, 10, 25, 0, 30, tzinfo=UTC))  # 02:30 CEST, the first of two 02:30s
     scheduler = JobScheduler(settings, store, clock=clock, execute=functools.partial(execute_job, jobs=fake))
     scheduler.fire("nightly")
@@ -117,7 +130,7 @@ def test_the_scheduler_never_runs_a_slot_twice(store, tmp_path):
 def test_cron_and_scheduler_never_overlap(store, database_url, tmp_path, make_sandbox):
     settings = settings_for(tmp_path)
     calls = []
-    fake = {"nightly": lambda s, e, c: calls.append(1) or "ok"}
+    fake = {"nightly": lambda s, e, c: calls.append(1) or DONE}
     clock = Clock(dt.datetime(2026, 11, 27, 1, 30, tzinfo=UTC))
     with RunLock(store):  # a cron run holds the lock
         result = execute_job(settings, "nightly", "scheduler", clock=clock, engine=store, jobs=fake)

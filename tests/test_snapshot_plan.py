@@ -1,10 +1,10 @@
 """The pure decisions behind versioning."""
 
-from reconcile.store.snapshot import numbers_to_confirm, plan_versions
+from reconcile.store.snapshot import OpenVersion, numbers_to_confirm, plan_versions
 
 
 def test_plan_opens_new_and_changed_closes_changed_and_gone():
-    current = {"a": (1, "h1"), "b": (2, "h2"), "c": (3, "h3"), "d": (4, "h4")}
+    current = {key: OpenVersion(i, f"h{i}", "active", None) for i, key in enumerate("abcd", start=1)}
     incoming = {"a": {"row_hash": "h1"}, "b": {"row_hash": "CHANGED"}, "e": {"row_hash": "h5"}}
     plan = plan_versions(current, incoming, gone={"c", "zzz"})
     assert [r["row_hash"] for r in plan.to_open] == ["CHANGED", "h5"]
@@ -14,7 +14,8 @@ def test_plan_opens_new_and_changed_closes_changed_and_gone():
 
 def test_only_unseen_unreleased_numbers_are_confirmed():
     statuses = {"a": "active", "b": "released", "c": "pending", "d": "active"}
-    assert numbers_to_confirm(statuses, seen={"a"}) == ["c", "d"]
+    open_numbers = {key: OpenVersion(i, "h", status, None) for i, (key, status) in enumerate(statuses.items())}
+    assert numbers_to_confirm(open_numbers, seen={"a"}) == ["c", "d"]
 
 
 def test_the_fast_sqlite_time_text_is_exactly_what_sqlalchemy_writes():

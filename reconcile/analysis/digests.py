@@ -16,6 +16,7 @@ from decimal import Decimal
 import pandas as pd
 
 from reconcile.addresses import is_email
+from reconcile.analysis.agents import by_agent
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
 
 
@@ -43,7 +44,7 @@ class Digest:
 
 def route(flagged: pd.DataFrame, agents: pd.DataFrame, owner_key: str, default_recipients: Iterable[str],
           finance_recipients: Iterable[str]) -> Routing:
-    metadata = dict(zip(agents["agent_id"], agents["metadata"], strict=True)) if len(agents) else {}
+    metadata = by_agent(agents, "metadata")
     routing = Routing()
     defaults = tuple(default_recipients)
     for number_id, inbound, outbound in zip(flagged["number_id"], flagged["inbound_agent_id"],

@@ -14,8 +14,9 @@ from decimal import Decimal
 
 import pandas as pd
 
+from reconcile.analysis.agents import by_agent
 from reconcile.analysis.rules import RULES
-from reconcile.config import CarrierCost, FlagSettings
+from reconcile.config.settings import CarrierCost, FlagSettings
 
 FLAGGED_COLUMNS = [
     "number_id", "phone_number", "label", "country_code", "phone_number_type", "provider",
@@ -38,8 +39,8 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
            settings: FlagSettings) -> pd.DataFrame:
     """The inventory with what the rules need: agent states, last activity, idle days, protection."""
     frame = inventory.copy()
-    status = dict(zip(agents["agent_id"], agents["status"], strict=True)) if len(agents) else {}
-    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    status = by_agent(agents, "status")
+    names = by_agent(agents, "name")
     for direction in ("inbound", "outbound"):
         frame[f"{direction}_agent_status"] = frame[f"{direction}_agent_id"].map(status)
     frame["has_assignment"] = frame["inbound_agent_id"].notna() | frame["outbound_agent_id"].notna()
@@ -103,10 +104,12 @@ def savings(frame: pd.DataFrame, carrier_costs: Mapping[str, CarrierCost]) -> pd
 def evaluate_flags(
     inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFrame, as_of: dt.datetime,
     settings: FlagSettings, carrier_costs: Mapping[str, CarrierCost],
+    first_flagged: Mapping[str, dt.datetime] | None = None,
 ) -> FlagResult:
-    """Which numbers are flagged, why, and what releasing each saves a month.
+    """Which numbers are flagged, why, since when, and what releasing each saves a month.
 
-    `first_flagged_at` is `as_of` here; the caller replaces it from the flag history.
+    `first_flagged`: number_id -> when its open flag streak began (the flag history);
+    a flagged number not in it is flagged for the first time, as of `as_of`.
     """
     live = inventory[inventory["status"].isin(["active", "pending"])]
     frame = enrich(live, agents, last_calls, as_of, settings)
@@ -122,7 +125,8 @@ def evaluate_flags(
                          for row in flagged[["flag", "purchased_at", "age_days", "agents_text", "idle_days",
                                              "last_call_at"]].to_dict("records")]
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
-    flagged["first_flagged_at"] = as_of  # the flag history (the store) knows when a streak began
+    since = first_flagged or {}
+    flagged["first_flagged_at"] = [since.get(number_id, as_of) for number_id in flagged["number_id"]]
     flagged = flagged.sort_values(["flag", "monthly_savings", "number_id"], key=_sort_key, ascending=[True, False, True])
     frame["monthly_savings"] = frame["monthly_savings"].where(frame["flag"] != "", None)
     return FlagResult(

@@ -25,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.analysis.billing import NumberFacts, Period, held_during
+from reconcile.analysis.billing import NumberFacts, held_during
+from reconcile.period import Period
 
 FOCUS_COLUMNS = [
     "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
+
+from reconcile.analysis.rules import RULES, Row
+from reconcile.config.settings import FlagSettings
+
+
+class OpenStreak(NamedTuple):
+    """A flag streak not yet resolved: its row in the flag history and the flag it carries."""
+
+    streak_id: int
+    flag: str
 
 
 @dataclass
@@ -16,38 +26,32 @@ class StreakPlan:
     resolved: list[tuple[int, str]] = field(default_factory=list)      # (streak id, resolution)
 
 
-def plan_streaks(
-    open_streaks: Mapping[str, tuple[int, str]], inventory: pd.DataFrame, enabled_rules: tuple[str, ...],
-    idle_days_threshold: int,
-) -> StreakPlan:
-    """open_streaks: number_id -> (streak id, flag). inventory: FlagResult.inventory."""
+def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame,
+                 settings: FlagSettings) -> StreakPlan:
+    """open_streaks: number_id -> its open streak. inventory: FlagResult.inventory."""
     plan = StreakPlan()
     rows = inventory.set_index("number_id")
     flagged = rows[rows["flag"] != ""]
     for number_id, row in flagged.iterrows():
         values = {"flag": row["flag"], "monthly_savings": row["monthly_savings"], "currency": row["savings_currency"]}
         if number_id in open_streaks:
-            plan.continued.append({"id": open_streaks[number_id][0], **values})
+            plan.continued.append({"id": open_streaks[str(number_id)].streak_id, **values})
         else:
             plan.new.append({"number_id": number_id, **values})
-    for number_id, (streak_id, flag) in open_streaks.items():
+    for number_id, streak in open_streaks.items():
         if number_id in flagged.index:
             continue
-        plan.resolved.append((streak_id, resolution(flag, rows.loc[number_id] if number_id in rows.index else None,
-                                                    enabled_rules, idle_days_threshold)))
+        row = rows.loc[number_id].to_dict() if number_id in rows.index else None
+        plan.resolved.append((streak.streak_id, resolution(streak.flag, row, settings)))
     return plan
 
 
-def resolution(flag: str, row: pd.Series | None, enabled_rules: tuple[str, ...], idle_days_threshold: int) -> str:
-    """Why a flagged number is flagged no more."""
+def resolution(flag: str, row: Row | None, settings: FlagSettings) -> str:
+    """Why a flagged number is flagged no more: the store's reasons first, then the rule's own."""
     if row is None:
         return "released"
     if bool(row["protected"]):
         return "protected"
-    if flag not in enabled_rules:
+    if flag not in settings.enabled_rules or flag not in RULES:
         return "rule_disabled"
-    if flag in ("unassigned", "orphaned_agent") and bool(row["has_active_agent"]):
-        return "assigned"
-    if flag == "idle" and int(row["idle_days"]) < idle_days_threshold:
-        return "used_again"
-    return "no_longer_flagged"
+    return RULES[flag].resolved(row, settings)

@@ -25,15 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.analysis.billing import (
-    FEE_TYPES,
-    ExpectedFee,
-    NumberFacts,
-    Period,
-    expected_fees,
-    midnight,
-)
+from reconcile.analysis.billing import FEE_TYPES, ExpectedFee, NumberFacts, expected_fees
 from reconcile.money import format_amount
+from reconcile.period import Period, midnight
 
 FINDING_COLUMNS = [
     "invoice_id", "line_item_id", "number_id", "phone_number", "issue", "expected_amount", "billed_amount",

@@ -16,11 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.analysis.billing import NumberFacts, Period, price_at
+from reconcile.analysis.billing import NumberFacts, price_at
 from reconcile.analysis.focus import FocusExport
 from reconcile.analysis.invoices import Reconciliation
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
 from reconcile.money import format_amount
+from reconcile.period import Period
 
 DIMENSIONS = (("country_code", "Country"), ("phone_number_type", "Type"), ("provider", "Provider"), ("agent", "Agent"))
 ZERO = Decimal(0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from reconcile.analysis.agents import by_agent
 from reconcile.analysis.flags import FlagResult
 
 
@@ -132,7 +133,7 @@ def summarise(
 ) -> NightlySummary:
     inventory = result.inventory
     flagged = result.flagged
-    names = dict(zip(agents["agent_id"], agents["name"], strict=True)) if len(agents) else {}
+    names = by_agent(agents, "name")
     with_agent = inventory.assign(
         agent=inventory["inbound_agent_id"].fillna(inventory["outbound_agent_id"]).map(
             lambda agent_id: f"{names.get(agent_id, 'unknown agent')} ({agent_id})" if isinstance(agent_id, str) else None))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
 
-from reconcile.analysis.history import StreakPlan
-from reconcile.store.schema import flag_history, sync_runs
+from reconcile.analysis.history import OpenStreak, StreakPlan
+from reconcile.store.schema import flag_history, open_at, sync_runs
 from reconcile.store.types import money_sum, money_total
 from reconcile.store.writer import get_state, set_state
 
@@ -20,10 +21,10 @@ def last_evaluated_run(connection: Connection) -> int:
     return int(value) if value else 0
 
 
-def open_streaks(connection: Connection) -> dict[str, tuple[int, str]]:
+def open_streaks(connection: Connection) -> dict[str, OpenStreak]:
     query = select(flag_history.c.number_id, flag_history.c.id, flag_history.c.flag).where(
         flag_history.c.resolved_run.is_(None))
-    return {row[0]: (row[1], row[2]) for row in connection.execute(query)}
+    return {row[0]: OpenStreak(row[1], row[2]) for row in connection.execute(query)}
 
 
 def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of: dt.datetime) -> None:
@@ -43,9 +44,8 @@ def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of:
     set_state(connection, EVALUATED, str(run_id), run_id)
 
 
-def _open_at(run_id: int):
-    return and_(flag_history.c.first_flagged_run <= run_id,
-                or_(flag_history.c.resolved_run.is_(None), flag_history.c.resolved_run > run_id))
+def _open_at(run: Any) -> ColumnElement[bool]:
+    return open_at(flag_history.c.first_flagged_run, flag_history.c.resolved_run, run)
 
 
 def first_flagged_as_of(connection: Connection, run_id: int) -> dict[str, dt.datetime]:
@@ -67,9 +67,7 @@ def waste_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
     query = (
         select(run.c.id.label("run_id"), flag_history.c.currency, func.count().label("flagged"),
                *money_sum(flag_history.c.monthly_savings, "waste"))
-        .select_from(run.join(flag_history, and_(
-            flag_history.c.first_flagged_run <= run.c.id,
-            or_(flag_history.c.resolved_run.is_(None), flag_history.c.resolved_run > run.c.id))))
+        .select_from(run.join(flag_history, _open_at(run.c.id)))
         .where(run.c.id.in_(run_ids), flag_history.c.currency.is_not(None))
         .group_by(run.c.id, flag_history.c.currency)
     )

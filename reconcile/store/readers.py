@@ -14,10 +14,17 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, case, func, or_, select, type_coerce
+from sqlalchemy import Connection, Table, and_, case, func, select, type_coerce
 
 from reconcile.money import from_nanos
-from reconcile.store.schema import agent_versions, calls, data_issues, number_versions, sync_runs
+from reconcile.store.schema import (
+    agent_versions,
+    calls,
+    data_issues,
+    number_versions,
+    open_at,
+    sync_runs,
+)
 from reconcile.store.types import Money, UTCDateTime, money_sum, money_total
 
 
@@ -61,9 +68,8 @@ def runs(connection: Connection, limit: int = 20, status: str | None = None) -> 
     return [_run(row) for row in rows]
 
 
-def _open_at(table: Table, run_id: int) -> Any:
-    return and_(table.c.valid_from_run <= run_id,
-                or_(table.c.valid_to_run.is_(None), table.c.valid_to_run > run_id))
+def _open_at(table: Table, run: Any) -> Any:
+    return open_at(table.c.valid_from_run, table.c.valid_to_run, run)
 
 
 def _frame(connection: Connection, query: Any) -> pd.DataFrame:
@@ -175,9 +181,7 @@ def inventory_totals_by_run(connection: Connection, run_ids: list[int]) -> pd.Da
     query = (
         select(run.c.id.label("run_id"), run.c.as_of, number_versions.c.currency,
                func.count().label("numbers"), *money_sum(number_versions.c.monthly_cost, "monthly_cost"))
-        .select_from(run.join(number_versions, and_(
-            number_versions.c.valid_from_run <= run.c.id,
-            or_(number_versions.c.valid_to_run.is_(None), number_versions.c.valid_to_run > run.c.id))))
+        .select_from(run.join(number_versions, _open_at(number_versions, run.c.id)))
         .where(run.c.id.in_(run_ids), number_versions.c.status.in_(("active", "pending")))
         .group_by(run.c.id, run.c.as_of, number_versions.c.currency)
         .order_by(run.c.id)

@@ -8,9 +8,12 @@ is NULL or > R). Calls are append-only, keyed by the API's id.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -20,12 +23,23 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     false,
+    or_,
 )
 
 from reconcile.store.types import Money, UTCDateTime
 
 metadata = MetaData()
+
+
+def open_at(opened: Column[Any], closed: Column[Any], run: Any) -> ColumnElement[bool]:
+    """The one "open at run R" condition: opened at or before R, and not closed, or closed after R.
+
+    For versions (valid_from_run, valid_to_run) and flag streaks (first_flagged_run,
+    resolved_run); `run` is a run id or a run table's id column (for one row per run).
+    """
+    return and_(opened <= run, or_(closed.is_(None), closed > run))
 
 sync_runs = Table(
     "sync_runs", metadata,

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconcile.truedy.records import Agent, PhoneNumber
 
@@ -78,6 +78,15 @@ def row_hash(row: Mapping[str, Any], fields: Iterable[str]) -> str:
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
+class OpenVersion(NamedTuple):
+    """What the store holds about a key's open version: enough to decide whether it still stands."""
+
+    version_id: int
+    row_hash: str
+    status: str
+    source_hash: str | None  # the upstream record's fingerprint when it was last seen (numbers only)
+
+
 @dataclass
 class VersionPlan:
     to_open: list[dict[str, Any]] = field(default_factory=list)
@@ -86,11 +95,11 @@ class VersionPlan:
 
 
 def plan_versions(
-    current: Mapping[str, tuple[int, str]], incoming: Mapping[str, dict[str, Any]], gone: Iterable[str] = (),
+    current: Mapping[str, OpenVersion], incoming: Mapping[str, dict[str, Any]], gone: Iterable[str] = (),
 ) -> VersionPlan:
     """Versions to open and close so that the open versions equal `incoming`.
 
-    current: key -> (open version id, its hash). incoming: key -> row with `row_hash`.
+    current: key -> its open version. incoming: key -> row with `row_hash`.
     gone: keys whose open version closes with no successor. Keys in neither stay as
     they are (a number not listed and not yet confirmed gone is never closed).
     """
@@ -99,21 +108,21 @@ def plan_versions(
         open_version = current.get(key)
         if open_version is None:
             plan.to_open.append(row)
-        elif open_version[1] != row["row_hash"]:
-            plan.to_close.append(open_version[0])
+        elif open_version.row_hash != row["row_hash"]:
+            plan.to_close.append(open_version.version_id)
             plan.to_open.append(row)
         else:
             plan.unchanged += 1
     for key in gone:
         if key in current and key not in incoming:
-            plan.to_close.append(current[key][0])
+            plan.to_close.append(current[key].version_id)
     return plan
 
 
-def numbers_to_confirm(open_statuses: Mapping[str, str], seen: set[str]) -> list[str]:
+def numbers_to_confirm(open_numbers: Mapping[str, OpenVersion], seen: set[str]) -> list[str]:
     """Numbers with an open, non-released version that no listing showed: ask the API about each."""
-    return sorted(number_id for number_id, status in open_statuses.items()
-                  if number_id not in seen and status != "released")
+    return sorted(number_id for number_id, version in open_numbers.items()
+                  if number_id not in seen and version.status != "released")
 
 
 def merge_number_listings(live: Iterable[PhoneNumber], released: Iterable[PhoneNumber]) -> dict[str, PhoneNumber]:

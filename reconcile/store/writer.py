@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from reconcile.redaction import safe_line
 from reconcile.store.schema import calls, data_issues, sync_runs, sync_state
-from reconcile.store.snapshot import VersionPlan
+from reconcile.store.snapshot import OpenVersion, VersionPlan
 from reconcile.store.types import UTCDateTime
 from reconcile.truedy.records import DataIssue
 
@@ -71,8 +71,8 @@ def fail_run(engine: Engine, run_id: int, finished_at: dt.datetime, error: str) 
         )
 
 
-def open_versions(connection: Connection, table: Table, key: str) -> dict[str, tuple[int, str, str, str | None]]:
-    """key -> (version id, row hash, status, source hash or None) of every open version."""
+def open_versions(connection: Connection, table: Table, key: str) -> dict[str, OpenVersion]:
+    """key -> its open version, for every open version of `table`."""
     source = table.c.source_hash if "source_hash" in table.c else null()
     query = (select(table.c[key], table.c.version_id, table.c.row_hash, table.c.status, source)
              .where(table.c.valid_to_run.is_(None)))
@@ -80,7 +80,7 @@ def open_versions(connection: Connection, table: Table, key: str) -> dict[str, t
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(str(query.compile(dialect=connection.dialect)))
-        return {row[0]: (row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
+        return {row[0]: OpenVersion(row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
     finally:
         cursor.close()
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -49,7 +49,16 @@ from reconcile.truedy.records import (
 )
 from reconcile.truedy.retry import RetryPolicy
 
-T = TypeVar("T")
+
+class Identified(Protocol):
+    """A parsed record: each has its API id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=Identified)
+Item = TypeVar("Item")
 MAX_LISTING_PASSES = 3
 
 
@@ -274,12 +283,12 @@ class TruedyClient:
 
     def list_complete(
         self, path: str, parse: Callable[[Any], T], record_type: str, params: dict[str, Any] | None = None,
-        known: Mapping[str, str] | None = None,
+        stored_fingerprints: Mapping[str, str] | None = None,
     ) -> Listing[T]:
         """Every record of a page-based listing, unique by id, re-read when it moved under us.
 
         Records come back in the API's order (by the page and place they were last read at),
-        whatever order the pages were fetched in. With `known` (id -> fingerprint of the
+        whatever order the pages were fetched in. With `stored_fingerprints` (id -> fingerprint of the
         raw record last stored), a record served exactly as before is not parsed again:
         its id goes to `unchanged`.
         """
@@ -297,9 +306,9 @@ class TruedyClient:
             seen: dict[str, int] = {}  # id -> the page it was first seen on
             for page in self.paginate(path, paginator):
                 for index, raw in enumerate(page):
-                    if known is not None:
+                    if stored_fingerprints is not None:
                         rid, print_ = record_id(raw), fingerprint(raw)
-                        if known.get(rid) == print_:
+                        if stored_fingerprints.get(rid) == print_:
                             if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
                                 duplicates += 1
                             unchanged.add(rid)
@@ -312,13 +321,13 @@ class TruedyClient:
                         seen.setdefault(rid, paginator.last_page)
                         issues[(rid, exc.field_name)] = DataIssue(record_type, rid, exc.field_name, exc.reason)
                         continue
-                    rid = record.id  # type: ignore[attr-defined]
+                    rid = record.id
                     if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
                         duplicates += 1  # shifted between pages while we read them
                     merged[rid] = record
                     unchanged.discard(rid)
                     place[rid] = (paginator.last_page, index)
-                    if known is not None:
+                    if stored_fingerprints is not None:
                         fingerprints[rid] = print_
             totals = paginator.totals_seen
             stable = len(totals) == 1 and len(seen) == next(iter(totals))
@@ -328,9 +337,10 @@ class TruedyClient:
 
     # -- the contract's read paths ----------------------------------------------------
 
-    def list_numbers(self, status: str | None = None, known: Mapping[str, str] | None = None) -> Listing[PhoneNumber]:
+    def list_numbers(self, status: str | None = None,
+                     stored_fingerprints: Mapping[str, str] | None = None) -> Listing[PhoneNumber]:
         params = {"status": status} if status else None
-        return self.list_complete("telephony/numbers", parse_number, "number", params, known)
+        return self.list_complete("telephony/numbers", parse_number, "number", params, stored_fingerprints)
 
     def get_number(self, number_id: str) -> PhoneNumber | None:
         """One number whatever its status; None when the API says it does not exist.
@@ -417,12 +427,12 @@ class TruedyClient:
 _DONE = object()
 
 
-def _merge_parallel(producers: list[Callable[[], Iterator[T]]], workers: int) -> Iterator[T]:
+def _merge_parallel(producers: list[Callable[[], Iterator[Item]]], workers: int) -> Iterator[Item]:
     """Items of several producers run in threads, through one bounded queue."""
     items: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
     stop = threading.Event()
 
-    def run(producer: Callable[[], Iterator[T]]) -> None:
+    def run(producer: Callable[[], Iterator[Item]]) -> None:
         try:
             for item in producer():
                 while not stop.is_set():

@@ -1,0 +1,20 @@
+"""Configuration: `load_settings()` and the frozen settings it returns (see `loader`)."""
+
+from reconcile.config.loader import DEFAULT_CONFIG, PROJECT_ROOT, load_settings
+from reconcile.config.secret import Secret
+from reconcile.config.settings import (
+    SANDBOX_API_KEY,
+    CarrierCost,
+    FlagSettings,
+    MailSettings,
+    NotifySettings,
+    ScheduleSettings,
+    Settings,
+    SyncSettings,
+    TruedySettings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG", "PROJECT_ROOT", "SANDBOX_API_KEY", "CarrierCost", "FlagSettings", "MailSettings",
+    "NotifySettings", "ScheduleSettings", "Secret", "Settings", "SyncSettings", "TruedySettings", "load_settings",
+]

@@ -1,0 +1,83 @@
+"""The monthly finance review of one calendar month, from the store (no API calls)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from reconcile.analysis import monthly
+from reconcile.analysis.agents import by_agent
+from reconcile.analysis.focus import FocusExport
+from reconcile.analysis.invoices import reconcile_invoices
+from reconcile.analysis.monthly import MonthlyReview
+from reconcile.analysis.nightly import totals_by_currency
+from reconcile.clock import format_timestamp
+from reconcile.config import Settings
+from reconcile.errors import ConfigError
+from reconcile.period import Period
+from reconcile.store import flags as flag_store
+from reconcile.store import invoices as invoice_store
+from reconcile.store import readers
+
+TOP_AGENTS = 25
+
+
+def previous_period(now: dt.datetime) -> Period:
+    """The calendar month (UTC) before the one `now` falls in: the month a scheduled review covers."""
+    return Period.containing(now.astimezone(dt.UTC)).shifted(-1)
+
+
+def check_complete(period: Period, now: dt.datetime) -> None:
+    if period.end > now:
+        raise ConfigError(f"--period {period}: the month is not over yet (it ends {format_timestamp(period.end)}); "
+                          "review a complete month")
+
+
+def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.datetime) -> MonthlyReview:
+    """The whole review of `period` from the store."""
+    with engine.connect() as connection:
+        facts, latest = invoice_store.number_facts(connection)
+        headers = invoice_store.headers_frame(connection)
+        month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
+        ids = list(month_headers["invoice_id"]) if len(month_headers) else []
+        lines = invoice_store.lines_frame(connection, ids)
+        issues = invoice_store.issues_frame(connection, ids)
+        covered = invoice_store.calls_covered_from(connection)
+        usage_ok = covered is not None and covered <= period.start
+        usage = invoice_store.usage_by_number(connection, period.start, period.end) if usage_ok else None
+        newest = readers.latest_complete_run(connection)
+        closing_run = readers.latest_complete_run(connection, at=period.end - dt.timedelta(microseconds=1))
+        agents = readers.agents_as_of(connection, newest.id) if newest else pd.DataFrame(columns=["agent_id", "name"])
+        waste = (flag_store.waste_by_run(connection, [closing_run.id]) if closing_run
+                 else pd.DataFrame(columns=["run_id", "currency", "flagged", "waste"]))
+        realised = flag_store.realised_savings(connection)
+    if len(realised):
+        seen = pd.to_datetime(realised["released_seen_at"], utc=True)
+        realised = realised[(seen >= period.start) & (seen < period.end)]
+    note = "" if usage_ok else (
+        f"calls are in the store only from {format_timestamp(covered)}: usage lines are not checked for {period}"
+        if covered else "no calls in the store: usage lines are not checked")
+    if len(month_headers):
+        reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note)
+    else:
+        reconciliation = reconcile_invoices(period, month_headers, lines, {}, None,
+                                            f"Truedy lists no invoice for {period}")
+    names = by_agent(agents, "name")
+    held = monthly.with_cost_at(latest, facts, period.end, names)
+    moved = monthly.movement(latest, period)
+    recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
+    recurring["Agent"] = monthly.top_rows(recurring["Agent"], TOP_AGENTS, "other agents")
+    estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
+    focus = FocusExport(period, month_headers, lines, facts, monthly.number_tags(latest, names), estimates)
+    return MonthlyReview(
+        period=period, generated_at=now, movement=moved, recurring=recurring,
+        recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
+        estimates=monthly.estimated_carrier_cost(held, estimates),
+        waste=totals_by_currency(waste["waste"], waste["currency"]) if len(waste) else [],
+        waste_as_of=closing_run.as_of if closing_run else None,
+        realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if len(realised) else [],
+        realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period, held, moved),
+        reconciliation=reconciliation, invoices=month_headers, invoice_issues=issues, focus=focus,
+        newest_run=newest.as_of if newest else None)

@@ -1,0 +1,96 @@
+"""The nightly review of one sync run: its flags (with the flag history) and the summary around them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from reconcile.analysis.flags import FlagResult, evaluate_flags
+from reconcile.analysis.history import plan_streaks
+from reconcile.analysis.nightly import NightlySummary, changes_between, summarise
+from reconcile.analysis.rules import RULES
+from reconcile.config import Settings
+from reconcile.errors import StoreError
+from reconcile.store import flags as flag_store
+from reconcile.store import readers
+from reconcile.store.readers import SyncRun
+
+TREND_RUNS = 90
+
+
+@dataclass
+class Evaluation:
+    """The flags of one run, with first-flagged times from the flag history."""
+
+    run: SyncRun
+    at: dt.datetime
+    inventory: pd.DataFrame
+    agents: pd.DataFrame
+    result: FlagResult
+
+
+def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
+                 record_history: bool = True) -> Evaluation:
+    """Evaluate the flags for the newest complete run at or before `as_of`.
+
+    When that run is the newest and not evaluated yet (and `as_of` is the run's own
+    time), its flag streaks are recorded in the flag history.
+    """
+    with engine.connect() as connection:
+        run = readers.latest_complete_run(connection, at=as_of)
+        if run is None:
+            when = f" at or before {as_of:%Y-%m-%dT%H:%M:%SZ}" if as_of else ""
+            raise StoreError(f"no complete sync run{when} in the store: run `reconcile sync` first")
+        newest = readers.latest_complete_run(connection)
+        at = as_of or run.as_of
+        inventory = readers.inventory_as_of(connection, run.id)
+        agents = readers.agents_as_of(connection, run.id)
+        last_calls = readers.last_calls(connection, before=at)
+        evaluated = flag_store.last_evaluated_run(connection)
+        first_flagged = flag_store.first_flagged_as_of(connection, run.id)
+    result = evaluate_flags(inventory, agents, last_calls, at, settings.flags, settings.carrier_costs, first_flagged)
+    if record_history and newest is not None and run.id == newest.id and run.id > evaluated and at == run.as_of:
+        with engine.begin() as connection:
+            plan = plan_streaks(flag_store.open_streaks(connection), result.inventory, settings.flags)
+            flag_store.record_streaks(connection, plan, run.id, run.as_of)
+    return Evaluation(run, at, inventory, agents, result)
+
+
+def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
+                  record_history: bool = True) -> tuple[NightlySummary, FlagResult]:
+    """The flags of a run (see `evaluate_run`) and the nightly summary around them."""
+    evaluation = evaluate_run(settings, engine, as_of, record_history)
+    run = evaluation.run
+    with engine.connect() as connection:
+        complete = [r for r in readers.runs(connection, limit=TREND_RUNS + 50, status="complete") if r.id <= run.id]
+        previous_run = readers.previous_complete_run(connection, run.id)
+        previous_inventory = readers.changed_since(connection, previous_run.id, run.id) if previous_run else None
+        events = flag_store.streak_events(connection, run.id)
+        trend = _trend(connection, [r.id for r in complete[:TREND_RUNS]])
+        issues = readers.issues_for_run(connection, run.id)
+        realised = flag_store.realised_savings(connection, until_run=run.id)
+    changes = changes_between(previous_inventory, evaluation.inventory, events, run.id,
+                              previous_run.id if previous_run else None)
+    summary = summarise(evaluation.result, run.id, previous_run.as_of if previous_run else None, changes,
+                        evaluation.agents, issues, trend, realised)
+    return summary, evaluation.result
+
+
+def _trend(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
+    """Per run and currency: numbers, monthly cost and flagged monthly savings."""
+    totals = readers.inventory_totals_by_run(connection, run_ids)
+    waste = flag_store.waste_by_run(connection, run_ids)
+    trend = totals.merge(waste[["run_id", "currency", "waste"]], on=["run_id", "currency"], how="left")
+    trend["waste"] = [value if isinstance(value, Decimal) else Decimal(0) for value in trend["waste"]]
+    return trend
+
+
+def settings_view(settings: Settings) -> dict[str, Any]:
+    """The settings the nightly page states (grace, threshold, each rule's recommended action)."""
+    return {"grace_days": settings.flags.grace_days, "idle_days_threshold": settings.flags.idle_days_threshold,
+            "rules": {name: rule.recommended_action for name, rule in RULES.items()}}
