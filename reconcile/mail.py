@@ -14,6 +14,7 @@ import email.policy
 import email.utils
 import hashlib
 import logging
+import random
 import re
 import smtplib
 import socket
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Protocol
 
 from reconcile.addresses import is_email
-from reconcile.config import MailSettings
+from reconcile.config.settings import MailSettings
 from reconcile.errors import DeliveryError
+from reconcile.retry import RetryPolicy
 
 log = logging.getLogger("reconcile.mail")
 
@@ -133,9 +135,12 @@ class SmtpTransport:
     afterwards; recipients it refused (while it took others) are returned, not raised.
     """
 
-    def __init__(self, settings: MailSettings, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, settings: MailSettings, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
         self.settings = settings
         self.sleep = sleep
+        self.policy = RetryPolicy(max_attempts=settings.smtp_max_attempts, backoff_base_s=0.5, backoff_cap_s=30.0)
+        self.rng = rng or random.Random()
 
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.settings.smtp_ca_file or None)
@@ -160,7 +165,7 @@ class SmtpTransport:
     def send(self, message: EmailMessage, recipients: Sequence[str]) -> Handed:
         s = self.settings
         where = f"{s.smtp_host}:{s.smtp_port}"
-        for attempt in range(1, s.smtp_max_attempts + 1):
+        for attempt in range(1, self.policy.max_attempts + 1):
             phase = "connect"
             try:
                 smtp = self._connect()
@@ -179,12 +184,12 @@ class SmtpTransport:
                                     "check mail.smtp_username and RECONCILE_SMTP_PASSWORD") from None
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = {code for code, _ in exc.recipients.values()}
-                if all(400 <= code < 500 for code in codes) and attempt < s.smtp_max_attempts:
+                if all(400 <= code < 500 for code in codes) and attempt < self.policy.max_attempts:
                     self._wait(attempt, where, f"recipients deferred ({sorted(codes)})")
                     continue
                 raise DeliveryError(f"the mail server {where} refused the recipients ({sorted(codes)})") from None
             except smtplib.SMTPResponseException as exc:
-                if 400 <= exc.smtp_code < 500 and attempt < s.smtp_max_attempts:
+                if 400 <= exc.smtp_code < 500 and attempt < self.policy.max_attempts:
                     self._wait(attempt, where, f"{exc.smtp_code}")
                     continue
                 raise DeliveryError(f"the mail server {where} answered {exc.smtp_code}: "
@@ -196,7 +201,7 @@ class SmtpTransport:
                 if isinstance(exc, ssl.SSLCertVerificationError):
                     raise DeliveryError(f"the mail server {where} has a certificate we do not trust "
                                         f"({exc.verify_message}): set mail.smtp_ca_file") from None
-                if attempt < s.smtp_max_attempts:
+                if attempt < self.policy.max_attempts:
                     self._wait(attempt, where, type(exc).__name__)
                     continue
                 raise DeliveryError(f"cannot deliver through {where} after {attempt} attempt(s): "
@@ -204,8 +209,9 @@ class SmtpTransport:
         raise DeliveryError(f"cannot deliver through {where}")
 
     def _wait(self, attempt: int, where: str, why: str) -> None:
-        delay = min(30.0, 0.5 * 2 ** (attempt - 1))
-        log.warning("mail server %s: %s; retrying in %.1f s", where, why, delay)
+        delay = self.policy.delay_s(attempt, None, dt.datetime.now(dt.UTC), self.rng)
+        log.warning("mail server %s: %s (attempt %d of %d); retrying in %.1f s", where, why, attempt,
+                    self.policy.max_attempts, delay)
         self.sleep(delay)
 
 

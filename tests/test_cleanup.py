@@ -231,3 +231,36 @@ def test_dry_run_sends_and_records_nothing(make_sandbox, smtp, store, database_u
     assert smtp.messages == []
     with store.connect() as c:
         assert c.execute(select(func.count()).select_from(sent_digests)).scalar() == 0
+
+
+def test_a_deferred_recipient_is_retried_through_the_one_retry_policy(smtp, tmp_path, caplog):
+    """451 once, then accepted: one jittered wait (full jitter under the policy's first ceiling), logged
+    with its attempt count; the message arrives once."""
+    import datetime
+    import logging
+    import random
+
+    from reconcile.mail import SmtpTransport, build_message
+
+    deferred = {"left": 1}
+    accept = Mailbox.handle_RCPT
+
+    async def defer_once(self, server, session, envelope, address, rcpt_options):
+        if deferred["left"]:
+            deferred["left"] -= 1
+            return "451 4.7.1 try again later"
+        return await accept(self, server, session, envelope, address, rcpt_options)
+
+    smtp.handle_RCPT = defer_once.__get__(smtp)
+    settings = mail_settings(tmp_path, smtp)
+    waits: list[float] = []
+    transport = SmtpTransport(settings.mail, sleep=waits.append, rng=random.Random(3))
+    message = build_message(sender=settings.mail.from_address, to=["ops@example.com"], subject="retry", text="t",
+                            html="<p>t</p>", message_id="<retry@example.com>",
+                            date=datetime.datetime(2026, 11, 27, tzinfo=datetime.UTC))
+    with caplog.at_level(logging.WARNING, logger="reconcile.mail"):
+        handed = transport.send(message, ["ops@example.com"])
+    assert handed.refused == {} and len(smtp.to("ops@example.com")) == 1
+    assert len(waits) == 1 and 0 <= waits[0] <= transport.policy.backoff_base_s
+    assert waits[0] == random.Random(3).uniform(0, transport.policy.backoff_base_s), "the policy's full jitter"
+    assert "(attempt 1 of 2); retrying in" in caplog.text

@@ -19,7 +19,7 @@ import pytest
 
 from jobs.monthly import report_monthly
 from reconcile.analysis.billing import NumberFacts, PriceObservation
-from reconcile.analysis.invoices import FINDING_COLUMNS, reconcile_invoices
+from reconcile.analysis.invoices import FINDING_COLUMNS, CallUsage, reconcile_invoices
 from reconcile.config import load_settings
 from reconcile.errors import ConfigError
 from reconcile.invoice_sync import run_invoice_sync
@@ -105,8 +105,8 @@ MONTH_LINES = [
     fee("inv_gbp", "li_20", "num_M", "2026-10-03", "2026-11-03", "0.90", currency="GBP"),
     fee("inv_gbp", "li_21", "num_M", "2026-10-01", "2026-11-01", "0.0120", kind="call_usage", currency="GBP"),
 ]
-MONTH_USAGE = {("num_A", "USD"): (Decimal("0.7350"), 3, 49), ("num_M", "GBP"): (Decimal("0.0120"), 1, 1),
-               ("num_C", "USD"): (Decimal("0.0150"), 1, 1)}
+MONTH_USAGE = {("num_A", "USD"): CallUsage(Decimal("0.7350"), 3, 49), ("num_M", "GBP"): CallUsage(Decimal("0.0120"), 1, 1),
+               ("num_C", "USD"): CallUsage(Decimal("0.0150"), 1, 1)}
 
 
 def test_one_golden_month_with_every_kind_of_finding():
@@ -129,7 +129,7 @@ def test_a_clean_month_says_so_with_its_figures():
     clean = [line for line in MONTH_LINES if line["line_item_id"] in ("li_1", "li_8", "li_9", "li_10", "li_13")]
     numbers = {k: MONTH_NUMBERS[k] for k in ("num_A", "num_H", "num_K")}
     headers, lines = frames(clean)
-    result = reconcile_invoices(OCTOBER, headers, lines, numbers, {("num_A", "USD"): (Decimal(0), 0, 0)})
+    result = reconcile_invoices(OCTOBER, headers, lines, numbers, {("num_A", "USD"): CallUsage(Decimal(0), 0, 0)})
     assert result.clean and result.findings.empty
     (usd,) = result.checks
     # num_K's renewal fell between the syncs that saw 1.15 and 1.25: the 1.25 billed is the expected amount
@@ -394,3 +394,12 @@ def test_a_month_still_billed_on_a_draft_says_the_figures_may_change(make_sandbo
     usd.update(status="draft", issued_at=None)
     html = review(server, client, store, tmp_path, Period(2026, 10)).files.html.read_text(encoding="utf-8")
     assert "<strong>inv_202610_usd</strong> (USD, draft)" in html and "A draft invoice can still change" in html
+
+
+def test_every_kind_of_finding_is_a_check_registered_by_name():
+    from reconcile.analysis.invoices import CHECKS, ISSUES
+
+    assert ISSUES == ("fee_after_release", "missing_fee", "amount_mismatch", "duplicate_fee",
+                      "fee_for_imported_number", "unknown_number", "usage_mismatch", "unexpected_fee",
+                      "total_mismatch")
+    assert all(check.name == name and check.description and callable(check.find) for name, check in CHECKS.items())

@@ -8,8 +8,8 @@ import random
 import httpx
 import pytest
 
+from reconcile.retry import RetryPolicy, parse_retry_after
 from reconcile.truedy.pacing import RatePacer
-from reconcile.truedy.retry import RetryPolicy, parse_retry_after
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -111,6 +111,11 @@ class ExpectedFee:
     accepted: tuple[Decimal, ...]
     currency: str
 
+    @property
+    def key(self) -> tuple[str, str, dt.date]:
+        """What identifies the fee on an invoice: number, fee type, service period start."""
+        return self.number_id, self.type, self.service_period_start
+
 
 def expected_fees(number: NumberFacts, period: Period) -> list[ExpectedFee]:
     """The number fees that `period`'s invoice should hold for `number` (none for imported numbers)."""

@@ -1,27 +1,19 @@
 """Invoice reconciliation: the fees and usage a month should hold against what its invoices hold.
 
-Pure: the store's facts in, findings and per-currency checks out. One finding per line
-that is wrong (or per fee that is missing), with expected, billed and their difference
-(billed - expected), exact and per currency. Kinds, from DESIGN.md:
-
-- fee_after_release        a fee for a renewal that starts after the number's release
-- missing_fee              a fee the rules call for that no line carries
-- amount_mismatch          billed differs from the price in force at the renewal
-- duplicate_fee            a second line for the same number, fee type and service period
-- fee_for_imported_number  a Truedy fee for a number its carrier bills
-- unknown_number           a fee for a number the API does not know
-- usage_mismatch           a call_usage line that differs from the number's calls that month
-- unexpected_fee           (beyond DESIGN) a fee for a known, held number on no renewal day
-- total_mismatch           (beyond DESIGN) an invoice total that is not the sum of its lines
+Pure: the store's facts in, findings and per-currency figures out. Each kind of finding
+is a check registered by name (`CHECKS`), in the order findings are listed: one
+finding per line that is wrong (or per fee that is missing), with expected, billed and
+their difference (billed - expected), exact and per currency.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -29,18 +21,212 @@ from reconcile.analysis.billing import FEE_TYPES, ExpectedFee, NumberFacts, expe
 from reconcile.money import format_amount
 from reconcile.period import Period, midnight
 
-FINDING_COLUMNS = [
-    "invoice_id", "line_item_id", "number_id", "phone_number", "issue", "expected_amount", "billed_amount",
-    "difference", "currency", "service_period_start", "service_period_end", "detail",
-]
-ISSUES = (
-    "fee_after_release", "missing_fee", "amount_mismatch", "duplicate_fee", "fee_for_imported_number",
-    "unknown_number", "usage_mismatch", "unexpected_fee", "total_mismatch",
-)
 USAGE = "call_usage"
 ZERO = Decimal(0)
 
-Usage = dict[tuple[str | None, str], tuple[Decimal, int, int]]  # (number_id, currency) -> (cost, calls, minutes)
+
+class CallUsage(NamedTuple):
+    """What a number's calls in the month cost, as the store holds them."""
+
+    cost: Decimal
+    calls: int
+    minutes: int  # billed minutes: each call's started minutes
+
+
+Usage = dict[tuple[str | None, str], CallUsage]  # (number_id or None for web calls, currency) -> usage
+
+
+class Finding(NamedTuple):
+    invoice_id: str
+    line_item_id: str | None
+    number_id: str | None
+    phone_number: str | None
+    issue: str
+    expected_amount: Decimal
+    billed_amount: Decimal
+    difference: Decimal
+    currency: str
+    service_period_start: dt.date
+    service_period_end: dt.date
+    detail: str
+
+
+FINDING_COLUMNS = list(Finding._fields)
+
+
+@dataclass
+class Month:
+    """One month's invoices and what the rules and the calls say they should hold; what every check reads."""
+
+    period: Period
+    headers: pd.DataFrame
+    lines: pd.DataFrame
+    numbers: dict[str, NumberFacts]
+    usage: Usage | None
+    expected: list[ExpectedFee] = field(init=False)
+    matched: dict[tuple[str, str, dt.date], Any] = field(init=False)   # fee key -> its first line
+    duplicates: list[Any] = field(init=False)                          # fee lines for a key already seen
+    unmatched: list[Any] = field(init=False)                           # first lines of keys no rule expects
+    first_invoice: dict[str, str] = field(init=False)                  # currency -> its first invoice
+
+    def __post_init__(self) -> None:
+        self.expected = [fee for number in self.numbers.values() for fee in expected_fees(number, self.period)]
+        keys = {fee.key for fee in self.expected}
+        self.matched, self.duplicates, self.unmatched = {}, [], []
+        seen: set[tuple[Any, ...]] = set()
+        for line in self.fee_lines():
+            key = (line.number_id, line.type, line.service_period_start)
+            if key in seen:
+                self.duplicates.append(line)
+            elif key in keys:
+                self.matched[key] = line
+            else:
+                self.unmatched.append(line)
+            seen.add(key)
+        self.first_invoice = {}
+        for currency, invoice_id in zip(self.headers["currency"], self.headers["invoice_id"], strict=True):
+            self.first_invoice.setdefault(currency, invoice_id)
+
+    def fee_lines(self) -> Iterator[Any]:
+        return self.lines[self.lines["type"].isin(FEE_TYPES)].itertuples(index=False)
+
+    def phone(self, number_id: str | None) -> str | None:
+        facts = self.numbers.get(number_id) if number_id else None
+        return facts.phone_number if facts else None
+
+    def from_line(self, issue: str, line: Any, expected: Decimal, billed: Decimal, detail: str,
+                  number_id: str | None = None) -> Finding:
+        number_id = line.number_id if number_id is None else number_id
+        return Finding(line.invoice_id, line.line_item_id, number_id, line.phone_number or self.phone(number_id),
+                       issue, expected, billed, billed - expected, line.currency, line.service_period_start,
+                       line.service_period_end, detail)
+
+    def from_fee(self, issue: str, fee: ExpectedFee, detail: str) -> Finding:
+        return Finding(self.first_invoice.get(fee.currency, ""), None, fee.number_id,
+                       fee.phone_number or self.phone(fee.number_id), issue, fee.amount, ZERO, -fee.amount,
+                       fee.currency, fee.service_period_start, fee.service_period_end, detail)
+
+
+@dataclass(frozen=True)
+class InvoiceCheck:
+    name: str              # the finding's `issue`
+    description: str
+    find: Callable[[Month], Iterator[Finding]]
+
+
+CHECKS: dict[str, InvoiceCheck] = {}
+
+
+def check(name: str, description: str) -> Callable[[Callable[[Month], Iterator[Finding]]], InvoiceCheck]:
+    """Register a check under `name`; findings are listed in registration order."""
+    def register(find: Callable[[Month], Iterator[Finding]]) -> InvoiceCheck:
+        if name in CHECKS:
+            raise ValueError(f"invoice check {name!r} registered twice")
+        CHECKS[name] = InvoiceCheck(name, description, find)
+        return CHECKS[name]
+    return register
+
+
+def _classify(line: Any, facts: NumberFacts | None) -> tuple[str, str]:
+    """Why a fee line matches no expected fee: (issue, detail)."""
+    if line.number_id is None or facts is None:
+        return "unknown_number", "the Truedy API does not know this number (not listed, not found by id)"
+    if not facts.is_truedy_managed:
+        return ("fee_for_imported_number",
+                f"imported from {facts.provider}: its carrier bills it, Truedy charges no number fee")
+    if facts.released_at is not None and midnight(line.service_period_start) >= facts.released_at:
+        return "fee_after_release", f"released {facts.released_at:%Y-%m-%d %H:%M}Z, before this service period began"
+    bought = facts.purchased_at.astimezone(dt.UTC).date()
+    return "unexpected_fee", f"no {_fee_name(line.type)} is due on {line.service_period_start} for a number bought {bought}"
+
+
+def _unmatched(issue: str) -> Callable[[Month], Iterator[Finding]]:
+    """The fee lines no rule expects that `_classify` puts under `issue`."""
+    def find(month: Month) -> Iterator[Finding]:
+        for line in month.unmatched:
+            kind, detail = _classify(line, month.numbers.get(line.number_id) if line.number_id else None)
+            if kind == issue:
+                yield month.from_line(issue, line, ZERO, line.amount, detail)
+    return find
+
+
+check("fee_after_release", "a fee for a renewal that starts after the number's release")(_unmatched("fee_after_release"))
+
+
+@check("missing_fee", "a fee the billing rules call for that no line carries")
+def _missing_fee(month: Month) -> Iterator[Finding]:
+    for fee in month.expected:
+        if fee.key not in month.matched:
+            yield month.from_fee("missing_fee", fee,
+                                 f"no {_fee_name(fee.type)} for the period starting {fee.service_period_start}")
+
+
+@check("amount_mismatch", "billed differs from the price in force at the renewal, or from the number's currency")
+def _amount_mismatch(month: Month) -> Iterator[Finding]:
+    expected = {fee.key: fee for fee in month.expected}
+    for key, line in month.matched.items():
+        fee = expected[key]
+        if line.currency != fee.currency:
+            yield month.from_line("amount_mismatch", line, fee.amount, line.amount,
+                                  f"billed in {line.currency}; the number is priced in {fee.currency}")
+        elif line.amount not in fee.accepted:
+            prices = " or ".join(format_amount(a, line.currency) for a in fee.accepted)
+            yield month.from_line("amount_mismatch", line, fee.amount, line.amount,
+                                  f"the price in force on {fee.service_period_start} is {prices} {line.currency}")
+
+
+@check("duplicate_fee", "a second line for the same number, fee type and service period")
+def _duplicate_fee(month: Month) -> Iterator[Finding]:
+    for line in month.duplicates:
+        yield month.from_line("duplicate_fee", line, ZERO, line.amount,
+                              f"a second {_fee_name(line.type)} for the same number and service period")
+
+
+check("fee_for_imported_number", "a Truedy fee for a number its carrier bills")(
+    _unmatched("fee_for_imported_number"))
+check("unknown_number", "a fee for a number the API does not know")(_unmatched("unknown_number"))
+
+
+@check("usage_mismatch", "call_usage lines that differ from the cost of the number's calls that month")
+def _usage_mismatch(month: Month) -> Iterator[Finding]:
+    if month.usage is None:
+        return
+    billed: dict[tuple[str | None, str], list[Any]] = defaultdict(list)
+    for line in month.lines[month.lines["type"] == USAGE].itertuples(index=False):
+        billed[(line.number_id, line.currency)].append(line)
+    keys = set(billed) | {key for key, used in month.usage.items() if used.cost != ZERO}
+    for key in sorted(keys, key=lambda k: (k[1], k[0] or "")):
+        number_id, currency = key
+        used = month.usage.get(key, CallUsage(ZERO, 0, 0))
+        items = billed.get(key, [])
+        total = sum((item.amount for item in items), ZERO)
+        if total == used.cost:
+            continue
+        detail = (f"{used.calls} call(s), {used.minutes} billed minute(s) in the store cost "
+                  f"{format_amount(used.cost, currency)} {currency}" + ("" if items else "; no call_usage line"))
+        if items:
+            yield month.from_line("usage_mismatch", items[0], used.cost, total, detail, number_id=number_id or "")
+        else:
+            yield Finding(month.first_invoice.get(currency, ""), None, number_id or "", month.phone(number_id),
+                          "usage_mismatch", used.cost, ZERO, -used.cost, currency, month.period.first,
+                          month.period.after, detail)
+
+
+check("unexpected_fee", "a fee for a known, held number on no renewal day")(_unmatched("unexpected_fee"))
+
+
+@check("total_mismatch", "an invoice total that is not the sum of its lines")
+def _total_mismatch(month: Month) -> Iterator[Finding]:
+    sums = _line_sums(month.lines)
+    for row in month.headers.itertuples(index=False):
+        lines_total = sums.get(row.invoice_id, ZERO)
+        if lines_total != row.total:
+            yield Finding(row.invoice_id, None, None, None, "total_mismatch", lines_total, row.total,
+                          row.total - lines_total, row.currency, month.period.first, month.period.after,
+                          "the invoice total is not the sum of its lines")
+
+
+ISSUES = tuple(CHECKS)
 
 
 @dataclass
@@ -87,149 +273,60 @@ def reconcile_invoices(
     period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbers: dict[str, NumberFacts],
     usage: Usage | None, usage_note: str = "",
 ) -> Reconciliation:
-    """Compare the period's invoices (`headers`, `lines`) with what the rules and the calls say."""
-    checks: dict[str, CurrencyCheck] = {}
-
-    def check(currency: str) -> CurrencyCheck:
-        return checks.setdefault(currency, CurrencyCheck(currency))
-
-    invoice_of: dict[str, str] = {}
-    for row in headers.itertuples(index=False):
-        c = check(row.currency)
-        c.invoice_ids.append(row.invoice_id)
-        c.invoice_total += row.total
-        invoice_of.setdefault(row.currency, row.invoice_id)
-    findings: list[dict[str, Any]] = []
-
-    def finding(issue: str, line: Any | None, expected: Decimal, billed: Decimal, currency: str, detail: str,
-                fee: ExpectedFee | None = None, number_id: str | None = None, phone: str | None = None,
-                invoice_id: str | None = None) -> None:
-        source = fee or line
-        number_id = number_id if number_id is not None else getattr(source, "number_id", None)
-        phone = phone or getattr(source, "phone_number", None)
-        if not phone and number_id in numbers:
-            phone = numbers[number_id].phone_number
-        findings.append({
-            "invoice_id": invoice_id or (line.invoice_id if line is not None else invoice_of.get(currency, "")),
-            "line_item_id": line.line_item_id if line is not None else None,
-            "number_id": number_id, "phone_number": phone,
-            "issue": issue, "expected_amount": expected, "billed_amount": billed, "difference": billed - expected,
-            "currency": currency,
-            "service_period_start": getattr(source, "service_period_start", period.first),
-            "service_period_end": getattr(source, "service_period_end", period.after),
-            "detail": detail,
-        })
-
-    # totals: each invoice's lines must add up to its total
-    sums: dict[str, Decimal] = defaultdict(Decimal)
-    for invoice_id, amount in zip(lines["invoice_id"], lines["amount"], strict=True):
-        sums[invoice_id] += amount
-    for row in headers.itertuples(index=False):
-        lines_total = sums.get(row.invoice_id, ZERO)
-        check(row.currency).lines_total += lines_total
-        if lines_total != row.total:
-            finding("total_mismatch", None, lines_total, row.total, row.currency,
-                    "the invoice total is not the sum of its lines", invoice_id=row.invoice_id)
-
-    # number fees
-    expected = [fee for number in numbers.values() for fee in expected_fees(number, period)]
-    by_key = {(f.number_id, f.type, f.service_period_start): f for f in expected}
-    matched: dict[tuple[str, str, dt.date], Decimal] = {}  # key -> the expected amount it was held to
-    unexpected_seen: set[tuple[str | None, str, dt.date]] = set()
-    fee_lines = lines[lines["type"].isin(FEE_TYPES)]
-    for line in fee_lines.itertuples(index=False):
-        c = check(line.currency)
-        c.billed_fees += 1
-        c.billed_fees_amount += line.amount
-        key = (line.number_id, line.type, line.service_period_start)
-        fee = by_key.get(key)  # type: ignore[arg-type]
-        if fee is not None and key not in matched:
-            # a price that could have been in force (see billing.price_at) is the expected one
-            matched[key] = line.amount if line.amount in fee.accepted else fee.amount  # type: ignore[index]
-            if line.currency != fee.currency:
-                finding("amount_mismatch", line, fee.amount, line.amount, line.currency,
-                        f"billed in {line.currency}; the number is priced in {fee.currency}")
-            elif line.amount not in fee.accepted:
-                finding("amount_mismatch", line, fee.amount, line.amount, line.currency,
-                        _price_detail(fee, line.currency))
-            continue
-        if fee is not None or key in unexpected_seen:
-            finding("duplicate_fee", line, ZERO, line.amount, line.currency,
-                    f"a second {_fee_name(line.type)} for the same number and service period")
-            continue
-        unexpected_seen.add(key)
-        facts = numbers.get(line.number_id) if line.number_id else None
-        finding(*_unexpected(line, facts))
-    for fee in expected:
-        c = check(fee.currency)
-        c.expected_fees += 1
-        c.expected_fees_amount += matched.get((fee.number_id, fee.type, fee.service_period_start), fee.amount)
-        if (fee.number_id, fee.type, fee.service_period_start) not in matched:
-            finding("missing_fee", None, fee.amount, ZERO, fee.currency,
-                    f"no {_fee_name(fee.type)} for the period starting {fee.service_period_start}", fee=fee)
-
-    # call usage
-    usage_lines = lines[lines["type"] == USAGE]
-    billed: dict[tuple[str | None, str], list[Any]] = defaultdict(list)
-    for line in usage_lines.itertuples(index=False):
-        billed[(line.number_id, line.currency)].append(line)
-        check(line.currency).billed_usage += line.amount
-    if usage is not None:
-        for (_number, currency), (cost, count, _minutes) in usage.items():
-            c = check(currency)
-            c.expected_usage += cost
-            c.usage_calls += count
-        for key in sorted(set(billed) | {k for k, v in usage.items() if v[0] != ZERO}, key=_usage_order):
-            number_id, currency = key
-            cost, count, minutes = usage.get(key, (ZERO, 0, 0))
-            items = billed.get(key, [])
-            total = sum((i.amount for i in items), ZERO)
-            if total == cost:
-                continue
-            first = items[0] if items else None
-            finding("usage_mismatch", first, cost, total, currency,
-                    f"{count} call(s), {minutes} billed minute(s) in the store cost {format_amount(cost, currency)} {currency}"
-                    + ("" if items else "; no call_usage line"), number_id=number_id or "")
-    other = lines[~lines["type"].isin((*FEE_TYPES, USAGE))]
-    for currency, amount in zip(other["currency"], other["amount"], strict=True):
-        check(currency).other_lines += amount
-
-    frame = pd.DataFrame(findings, columns=FINDING_COLUMNS)
+    """Compare the period's invoices (`headers`, `lines`) with what the rules and the calls say: every check."""
+    month = Month(period, headers, lines, numbers, usage)
+    found = [finding for registered in CHECKS.values() for finding in registered.find(month)]
+    frame = pd.DataFrame(found, columns=FINDING_COLUMNS)
     if len(frame):
         frame["_order"] = frame["issue"].map(ISSUES.index)
         frame = (frame.sort_values(["currency", "_order", "number_id", "invoice_id"], kind="stable", na_position="first")
                  .drop(columns="_order").reset_index(drop=True))
-    for currency, group in frame.groupby("currency"):
-        check(str(currency)).findings = len(group)
-        check(str(currency)).difference = sum(group["difference"], ZERO)
-    ordered = [checks[c] for c in sorted(checks)]
-    return Reconciliation(period, frame, ordered, usage is not None, usage_note)
+    return Reconciliation(period, frame, _figures(month, frame), usage is not None, usage_note)
 
 
-def _usage_order(key: tuple[str | None, str]) -> tuple[str, str]:
-    return key[1], key[0] or ""
+def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
+    """Per currency: what the invoices hold, what was expected, and what the findings add up to."""
+    checks: dict[str, CurrencyCheck] = {}
+
+    def of(currency: str) -> CurrencyCheck:
+        return checks.setdefault(currency, CurrencyCheck(currency))
+
+    sums = _line_sums(month.lines)
+    for row in month.headers.itertuples(index=False):
+        c = of(row.currency)
+        c.invoice_ids.append(row.invoice_id)
+        c.invoice_total += row.total
+        c.lines_total += sums.get(row.invoice_id, ZERO)
+    for line in month.fee_lines():
+        c = of(line.currency)
+        c.billed_fees += 1
+        c.billed_fees_amount += line.amount
+    for fee in month.expected:
+        c = of(fee.currency)
+        c.expected_fees += 1
+        line = month.matched.get(fee.key)
+        # a matched fee is held to a price that could have been in force (see billing.price_at)
+        c.expected_fees_amount += line.amount if line is not None and line.amount in fee.accepted else fee.amount
+    for kind, currency, amount in zip(month.lines["type"], month.lines["currency"], month.lines["amount"], strict=True):
+        if kind == USAGE:
+            of(currency).billed_usage += amount
+        elif kind not in FEE_TYPES:
+            of(currency).other_lines += amount
+    for (_number, currency), used in (month.usage or {}).items():
+        of(currency).expected_usage += used.cost
+        of(currency).usage_calls += used.calls
+    for currency, group in findings.groupby("currency"):
+        of(str(currency)).findings = len(group)
+        of(str(currency)).difference = sum(group["difference"], ZERO)
+    return [checks[c] for c in sorted(checks)]
+
+
+def _line_sums(lines: pd.DataFrame) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice_id, amount in zip(lines["invoice_id"], lines["amount"], strict=True):
+        sums[invoice_id] += amount
+    return sums
 
 
 def _fee_name(kind: str) -> str:
     return "monthly fee" if kind == "number_monthly_fee" else "purchase fee"
-
-
-def _price_detail(fee: ExpectedFee, currency: str) -> str:
-    prices = " or ".join(format_amount(a, currency) for a in fee.accepted)
-    return f"the price in force on {fee.service_period_start} is {prices} {currency}"
-
-
-def _unexpected(line: Any, facts: NumberFacts | None) -> tuple[Any, ...]:
-    """Why a fee line matches no expected fee: (issue, line, expected, billed, currency, detail)."""
-    if line.number_id is None or facts is None:
-        return ("unknown_number", line, ZERO, line.amount, line.currency,
-                "the Truedy API does not know this number (not listed, not found by id)")
-    if not facts.is_truedy_managed:
-        return ("fee_for_imported_number", line, ZERO, line.amount, line.currency,
-                f"imported from {facts.provider}: its carrier bills it, Truedy charges no number fee")
-    if facts.released_at is not None and midnight(line.service_period_start) >= facts.released_at:
-        return ("fee_after_release", line, ZERO, line.amount, line.currency,
-                f"released {facts.released_at:%Y-%m-%d %H:%M}Z, before this service period began")
-    bought = facts.purchased_at.astimezone(dt.UTC).date()
-    return ("unexpected_fee", line, ZERO, line.amount, line.currency,
-            f"no {_fee_name(line.type)} is due on {line.service_period_start} for a number bought {bought}")

@@ -21,6 +21,7 @@ import pandas as pd
 from sqlalchemy import Connection, delete, false, func, insert, select, update
 
 from reconcile.analysis.billing import NumberFacts, PriceObservation, merge_observations
+from reconcile.analysis.invoices import CallUsage, Usage
 from reconcile.clock import format_timestamp, parse_timestamp
 from reconcile.store.readers import table_frame
 from reconcile.store.schema import (
@@ -209,15 +210,15 @@ def calls_covered_from(connection: Connection) -> dt.datetime | None:
     return connection.execute(select(func.min(calls.c.started_at, type_=UTCDateTime))).scalar()
 
 
-def usage_by_number(connection: Connection, start: dt.datetime, end: dt.datetime) -> dict[tuple[str | None, str], tuple[Decimal, int, int]]:
-    """(number_id or None for web calls, currency) -> (cost, calls, billed minutes) of calls started in [start, end)."""
+def usage_by_number(connection: Connection, start: dt.datetime, end: dt.datetime) -> Usage:
+    """Per (number_id or None for web calls, currency): the usage of the calls started in [start, end)."""
     minutes = (calls.c.duration_seconds + 59) // 60  # whole minutes started: integer division on both engines
     query = (select(calls.c.number_id, calls.c.cost_currency,
                     *money_sum(calls.c.cost_amount, "cost"), func.count(),
                     func.sum(minutes))
              .where(calls.c.started_at >= start, calls.c.started_at < end)
              .group_by(calls.c.number_id, calls.c.cost_currency))
-    return {(row[0], row[1]): (money_total(row[2], row[3]) or Decimal(0), int(row[4]), int(row[5] or 0))
+    return {(row[0], row[1]): CallUsage(money_total(row[2], row[3]) or Decimal(0), int(row[4]), int(row[5] or 0))
             for row in connection.execute(query)}
 
 

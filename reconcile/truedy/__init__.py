@@ -1,5 +1,6 @@
 """The Truedy API client: typed records, paging, retries and pacing."""
 
+from reconcile.retry import RetryPolicy
 from reconcile.truedy.client import Listing, TruedyClient, make_http_client
 from reconcile.truedy.records import (
     Agent,
@@ -11,7 +12,6 @@ from reconcile.truedy.records import (
     LineItem,
     PhoneNumber,
 )
-from reconcile.truedy.retry import RetryPolicy
 
 __all__ = [
     "Agent",

@@ -28,6 +28,7 @@ from reconcile import __version__
 from reconcile.clock import format_timestamp
 from reconcile.errors import AuthError, ConfigError, ContractError, RetriesExhausted
 from reconcile.redaction import clip, register_secrets
+from reconcile.retry import RetryPolicy
 from reconcile.truedy.deadline import answer_deadline, deadline_transport
 from reconcile.truedy.pacing import PacingPastDeadline, RatePacer
 from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator
@@ -47,7 +48,6 @@ from reconcile.truedy.records import (
     parse_number,
     record_id,
 )
-from reconcile.truedy.retry import RetryPolicy
 
 
 class Identified(Protocol):

@@ -1,6 +1,7 @@
-"""The retry policy, as data in one place.
+"""The retry policy, as data in one place: for the Truedy API and the mail server alike.
 
-Which answers are retried (429, 500, 502, 503, 504, transport errors and timeouts),
+How long to wait is shared: the server's `Retry-After` when it sent one, otherwise
+capped exponential backoff with full jitter. For HTTP, which answers are retried (429, 500, 502, 503, 504, transport errors and timeouts),
 for which methods (reads and the idempotent DELETE; a POST only when the server
 certainly did not act on it: 429 or a failed connect), and how long to wait: the
 server's `Retry-After` (seconds or HTTP date) up to a cap, otherwise capped
