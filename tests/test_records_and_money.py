@@ -115,3 +115,13 @@ def test_the_direct_call_path_never_answers_differently_from_the_careful_one():
         assert _outcome(parse_call, raw) == _outcome(_careful_call, raw)
 
     check()
+
+
+@pytest.mark.parametrize(("amount", "currency", "text"), [
+    ("1234.5", "USD", "1,234.50 USD"), ("0.0075", "USD", "0.0075 USD"), ("1200", "JPY", "1,200 JPY"),
+    ("-1234567.891", "BHD", "-1,234,567.891 BHD"), ("-0.5", "EUR", "-0.50 EUR"), ("999", "GBP", "999.00 GBP"),
+])
+def test_money_for_people_has_the_currency_digits_and_thousands_separators(amount, currency, text):
+    from reconcile.money import format_money
+
+    assert format_money(Decimal(amount), currency) == text

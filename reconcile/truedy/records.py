@@ -176,12 +176,18 @@ class _Fields:
         except (ValueError, TypeError) as exc:
             raise RecordError(name, str(exc)) from None
 
+    def required(self, name: str, parse: Callable[[Any], T]) -> T:
+        """A field that must be present and not null."""
+        value = self.convert(name, parse)
+        if value is None:
+            raise RecordError(name, "must not be null")
+        return value
+
     def text(self, name: str, *, nullable: bool = False, required: bool = True) -> str | None:
         return self.convert(name, _text, nullable=nullable, required=required)
 
     def required_text(self, name: str) -> str:
-        value = self.convert(name, _text)
-        assert value is not None
+        value = self.required(name, _text)
         if not value:
             raise RecordError(name, "must not be empty")
         return value
@@ -196,22 +202,19 @@ class _Fields:
         return self.convert(name, parse_timestamp, nullable=nullable, required=required)
 
     def required_timestamp(self, name: str) -> dt.datetime:
-        value = self.convert(name, parse_timestamp)
-        assert value is not None
-        return value
+        return self.required(name, parse_timestamp)
 
     def required_date(self, name: str) -> dt.date:
-        value = self.convert(name, parse_date)
-        assert value is not None
-        return value
+        return self.required(name, parse_date)
 
     def amount(self, name: str, *, required: bool = True) -> Decimal | None:
         return self.convert(name, parse_amount, required=required)
 
+    def required_amount(self, name: str) -> Decimal:
+        return self.required(name, parse_amount)
+
     def currency(self, name: str) -> str:
-        value = self.convert(name, parse_currency)
-        assert value is not None
-        return value
+        return self.required(name, parse_currency)
 
 
 def _text(value: Any) -> str:
@@ -277,9 +280,8 @@ def record_id(raw: Any) -> str:
 
 def parse_cost_information(raw: Any) -> CostInformation:
     f = _Fields(_object(raw))
-    upfront = f.amount("upfront_cost")
-    monthly = f.amount("monthly_cost")
-    assert upfront is not None and monthly is not None
+    upfront = f.required_amount("upfront_cost")
+    monthly = f.required_amount("monthly_cost")
     if monthly < 0 or upfront < 0:
         raise RecordError("monthly_cost" if monthly < 0 else "upfront_cost", "must not be negative")
     return CostInformation(upfront_cost=upfront, monthly_cost=monthly, currency=f.currency("currency"))
@@ -308,7 +310,7 @@ def _assignments(value: Any) -> tuple[Assignment, ...]:
 def parse_number(raw: Any) -> PhoneNumber:
     f = _Fields(_record(raw))
     number_id = f.required_text("id")
-    managed = f.convert("is_truedy_managed", _bool)
+    managed = f.required("is_truedy_managed", _bool)
     provider = f.enum("provider", PROVIDERS)
     cost = f.convert("cost_information", parse_cost_information, nullable=True)
     if managed and cost is None:
@@ -320,7 +322,6 @@ def parse_number(raw: Any) -> PhoneNumber:
     country = f.required_text("country_code")
     if len(country) != 2 or not country.isalpha():
         raise RecordError("country_code", f"not an ISO 3166-1 alpha-2 code: {country[:10]!r}")
-    assert managed is not None
     return PhoneNumber(
         id=number_id,
         phone_number=f.convert("phone_number", _e164) or "",
@@ -395,11 +396,11 @@ def _careful_call(raw: Any) -> Call:
     f = _Fields(_record(raw))
     cost = _Fields(f.convert("cost", _object) or {})
     try:
-        amount = cost.amount("amount")
+        amount = cost.required_amount("amount")
         currency = cost.currency("currency")
     except RecordError as exc:
         raise RecordError(f"cost.{exc.field_name}", exc.reason) from None
-    if amount is None or amount < 0:
+    if amount < 0:
         raise RecordError("cost.amount", "must not be negative")
     return Call(
         id=f.required_text("id"),
@@ -418,8 +419,7 @@ def _careful_call(raw: Any) -> Call:
 
 def parse_invoice(raw: Any) -> Invoice:
     f = _Fields(_record(raw))
-    total = f.amount("total")
-    assert total is not None
+    total = f.required_amount("total")
     return Invoice(
         id=f.required_text("id"),
         number=f.text("number", nullable=True, required=False),
@@ -435,8 +435,7 @@ def parse_invoice(raw: Any) -> Invoice:
 def line_item_parser(invoice_id: str) -> Callable[[Any], LineItem]:
     def parse_line_item(raw: Any) -> LineItem:
         f = _Fields(_record(raw))
-        amount = f.amount("amount")
-        assert amount is not None
+        amount = f.required_amount("amount")
         return LineItem(
             id=f.required_text("id"),
             invoice_id=invoice_id,
