@@ -25,6 +25,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check reconcile reports jobs tests bench
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)

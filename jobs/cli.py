@@ -188,12 +188,14 @@ RESEND_UNKNOWN = click.option("--resend-unknown", is_flag=True,
 
 def _run_job(ctx: Context, job: str, trigger: str | None, as_of: str | None = None,
              resend_unknown: bool = False) -> None:
-    import functools
-
-    from jobs.runner import JOBS, execute_job
+    from jobs.cleanup import run_cleanup
+    from jobs.monthly import run_monthly
+    from jobs.runner import JOBS, JobFunction, execute_job
 
     trigger = trigger or ("manual" if sys.stdin.isatty() else "cron")
-    jobs = {**JOBS, job: functools.partial(JOBS[job], resend_unknown=True)} if resend_unknown else None
+    resending: dict[str, JobFunction] = {"cleanup": functools.partial(run_cleanup, resend_unknown=True),
+                                         "monthly": functools.partial(run_monthly, resend_unknown=True)}
+    jobs = {**JOBS, job: resending[job]} if resend_unknown else None
     result = execute_job(ctx.settings, job, trigger, clock=_clock(as_of), jobs=jobs)
     click.echo(result.summary)
 

@@ -23,6 +23,7 @@ from reconcile.config import PROJECT_ROOT, SANDBOX_API_KEY, Settings, TruedySett
 from reconcile.progress import NullProgress
 from reconcile.review.monthly import previous_period
 from reconcile.sandbox import SandboxServer, generate_account
+from reconcile.sandbox.account import Account
 from reconcile.sandbox.truth import expected_flags, invoice_errors
 from reconcile.store.database import open_engine, upgrade
 
@@ -97,7 +98,7 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
     return DemoResult(root, outcomes, agrees, detail, cleanup, monthly, billing_agrees, billing_detail)
 
 
-def _protect_a_few(account) -> None:  # noqa: ANN001 - a sandbox Account
+def _protect_a_few(account: Account) -> None:
     """Label two forgotten numbers "KEEP" so the demo shows protection at work."""
     kept = [n for n in account.numbers if n.intent == "unassigned" and n.status == "active"][:2]
     for number in kept:
@@ -105,7 +106,7 @@ def _protect_a_few(account) -> None:  # noqa: ANN001 - a sandbox Account
         number.touch()
 
 
-def _check_truth(account, settings: Settings, outcome: NightlyOutcome) -> tuple[bool, str]:  # noqa: ANN001
+def _check_truth(account: Account, settings: Settings, outcome: NightlyOutcome) -> tuple[bool, str]:
     truth = expected_flags(account, settings.flags.grace_days, settings.flags.idle_days_threshold,
                            settings.flags.protect_number_ids, settings.flags.protect_label_pattern)
     flagged = pd.read_csv(outcome.files.flagged_csv, dtype=str, keep_default_na=False)
@@ -118,7 +119,7 @@ def _check_truth(account, settings: Settings, outcome: NightlyOutcome) -> tuple[
     return False, f"DISAGREES with the sandbox: missing {missing}, extra {extra}, different {differ}"
 
 
-def _check_billing(account, outcome: MonthlyOutcome) -> tuple[bool, str]:  # noqa: ANN001 - a sandbox Account
+def _check_billing(account: Account, outcome: MonthlyOutcome) -> tuple[bool, str]:
     """The review's findings against the errors the sandbox put in that month's invoices."""
     month = f"{outcome.review.period.year}{outcome.review.period.month:02d}"
     truth = {(e.invoice_id, e.line_item_id or "", e.number_id, e.kind)

@@ -59,7 +59,8 @@ class JobResult:
 
 
 def schedule_of(settings: Settings, job: str) -> str:
-    return getattr(settings.schedule, job)
+    expression: str = getattr(settings.schedule, job)
+    return expression
 
 
 def current_slot(settings: Settings, job: str, now: dt.datetime) -> str | None:

@@ -73,9 +73,9 @@ def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period
     lines: dict[str, list[LineItem]] = {}
     progress.phase("invoice lines", total=len(to_read))
     for invoice in to_read:
-        items = client.list_line_items(invoice.id)
-        issues += [store.InvoiceIssue(invoice.id, i.record_id, i.field, i.reason) for i in items.issues]
-        lines[invoice.id] = items.records
+        listed = client.list_line_items(invoice.id)
+        issues += [store.InvoiceIssue(invoice.id, i.record_id, i.field, i.reason) for i in listed.issues]
+        lines[invoice.id] = listed.records
         progress.advance()
     billed = {line.number_id for items in lines.values() for line in items if line.number_id}
     if billed:

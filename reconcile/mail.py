@@ -228,7 +228,7 @@ def _envelope(smtp: smtplib.SMTP, sender: str, recipients: Sequence[str]) -> dic
             refused[address] = (code, reply)
     if len(refused) == len(recipients):
         smtp.rset()
-        raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+        raise smtplib.SMTPRecipientsRefused(refused)
     return {address: f"{code} {_reply(reply)}" for address, (code, reply) in refused.items()}
 
 

@@ -20,7 +20,7 @@ class WallClockCronTrigger(CronTrigger):
     """A CronTrigger that never fires twice for the same wall-clock time (DST fall-back)."""
 
     def get_next_fire_time(self, previous_fire_time: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
-        next_time = super().get_next_fire_time(previous_fire_time, now)
+        next_time: dt.datetime | None = super().get_next_fire_time(previous_fire_time, now)
         if previous_fire_time is None:
             return next_time
         # Compare in UTC: aware datetimes that share one tzinfo compare by wall time and
@@ -40,7 +40,8 @@ class WallClockCronTrigger(CronTrigger):
 
 
 def trigger_for(expression: str, timezone: str) -> WallClockCronTrigger:
-    return WallClockCronTrigger.from_crontab(expression, timezone=ZoneInfo(timezone))
+    trigger: WallClockCronTrigger = WallClockCronTrigger.from_crontab(expression, timezone=ZoneInfo(timezone))
+    return trigger
 
 
 def slot_key(fire_time: dt.datetime) -> str:

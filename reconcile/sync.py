@@ -271,9 +271,9 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
             summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
             if not watermark:
                 writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
-            for rows in spool:
-                writer.insert_calls(connection, rows)
-                summary.calls_added += len(rows)
+            for call_rows in spool:
+                writer.insert_calls(connection, call_rows)
+                summary.calls_added += len(call_rows)
             summary.data_issues = writer.record_issues(connection, run_id, issues)
             writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
             progress.finish()

@@ -95,7 +95,7 @@ def _write_rows(writer: Any, frame: pd.DataFrame, columns: Sequence[str], curren
 def _format_column(column: pd.Series, currencies: list[str | None] | None) -> list[str]:
     if pd.api.types.is_datetime64_any_dtype(column):
         text = column.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return text.where(column.notna(), "").tolist()
+        return [str(value) for value in text.where(column.notna(), "").tolist()]
     if pd.api.types.is_bool_dtype(column):
         return ["true" if value else "false" for value in column]
     if pd.api.types.is_integer_dtype(column):
@@ -124,7 +124,7 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
 def frame_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
     """Records with every kind of pandas blank (NaN, NaT, NA) as None."""
     for record in frame.to_dict("records"):
-        yield {key: (None if _blank(value) else value) for key, value in record.items()}
+        yield {str(key): (None if _blank(value) else value) for key, value in record.items()}
 
 
 def _blank(value: Any) -> bool:

@@ -95,7 +95,7 @@ def _change_rows(summary: NightlySummary) -> dict[str, list[dict[str, Any]]]:
     for name, frame in (("bought", c.bought), ("released", c.released), ("reassigned", c.reassigned)):
         for row in frame.head(limit).to_dict("records"):
             view[name].append({"number_id": row["number_id"], "phone_number": row["phone_number"],
-                               "label": row.get("label"), "detail": _change_detail(name, row)})
+                               "label": row.get("label"), "detail": _change_detail(name, {str(k): v for k, v in row.items()})})
     for name, frame in (("newly_flagged", c.newly_flagged), ("resolved", c.resolved)):
         for row in frame.head(limit).to_dict("records"):
             view[name].append({"number_id": row["number_id"], "phone_number": "", "label": None,

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -68,7 +69,7 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
     return frame
 
 
-def _agents_text(row: tuple, names: Mapping[str, str], status: Mapping[str, str]) -> str:
+def _agents_text(row: tuple[Any, ...], names: Mapping[str, str], status: Mapping[str, str]) -> str:
     parts = []
     for agent_id in dict.fromkeys(a for a in row if isinstance(a, str)):
         if agent_id not in status:
@@ -121,9 +122,9 @@ def evaluate_flags(
     # money columns: imported numbers show their carrier currency beside the estimate
     frame["currency"] = frame["currency"].where(frame["is_truedy_managed"], frame["savings_currency"])
     flagged = frame[frame["flag"] != ""].copy()
-    flagged["reason"] = [RULES[row["flag"]].explain(row, settings)
-                         for row in flagged[["flag", "purchased_at", "age_days", "agents_text", "idle_days",
-                                             "last_call_at"]].to_dict("records")]
+    columns = ["flag", "purchased_at", "age_days", "agents_text", "idle_days", "last_call_at"]
+    flagged["reason"] = [RULES[str(row["flag"])].explain({str(k): v for k, v in row.items()}, settings)
+                         for row in flagged[columns].to_dict("records")]
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
     since = first_flagged or {}
     flagged["first_flagged_at"] = [since.get(number_id, as_of) for number_id in flagged["number_id"]]

@@ -32,8 +32,9 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
     plan = StreakPlan()
     rows = inventory.set_index("number_id")
     flagged = rows[rows["flag"] != ""]
-    for number_id, row in flagged.iterrows():
-        values = {"flag": row["flag"], "monthly_savings": row["monthly_savings"], "currency": row["savings_currency"]}
+    for number_id, flagged_row in flagged.iterrows():
+        values = {"flag": flagged_row["flag"], "monthly_savings": flagged_row["monthly_savings"],
+                  "currency": flagged_row["savings_currency"]}
         if number_id in open_streaks:
             plan.continued.append({"id": open_streaks[str(number_id)].streak_id, **values})
         else:
@@ -41,7 +42,7 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
     for number_id, streak in open_streaks.items():
         if number_id in flagged.index:
             continue
-        row = rows.loc[number_id].to_dict() if number_id in rows.index else None
+        row = {str(k): v for k, v in rows.loc[number_id].items()} if number_id in rows.index else None
         plan.resolved.append((streak.streak_id, resolution(streak.flag, row, settings)))
     return plan
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from reconcile.analysis.billing import FEE_TYPES, ExpectedFee, NumberFacts, expected_fees
+from reconcile.analysis.frames import rows
 from reconcile.money import format_amount
 from reconcile.period import Period, midnight
 
@@ -88,7 +89,7 @@ class Month:
             self.first_invoice.setdefault(currency, invoice_id)
 
     def fee_lines(self) -> Iterator[Any]:
-        return self.lines[self.lines["type"].isin(FEE_TYPES)].itertuples(index=False)
+        return rows(self.lines[self.lines["type"].isin(FEE_TYPES)])
 
     def phone(self, number_id: str | None) -> str | None:
         facts = self.numbers.get(number_id) if number_id else None
@@ -192,7 +193,7 @@ def _usage_mismatch(month: Month) -> Iterator[Finding]:
     if month.usage is None:
         return
     billed: dict[tuple[str | None, str], list[Any]] = defaultdict(list)
-    for line in month.lines[month.lines["type"] == USAGE].itertuples(index=False):
+    for line in rows(month.lines[month.lines["type"] == USAGE]):
         billed[(line.number_id, line.currency)].append(line)
     keys = set(billed) | {key for key, used in month.usage.items() if used.cost != ZERO}
     for key in sorted(keys, key=lambda k: (k[1], k[0] or "")):
@@ -218,7 +219,7 @@ check("unexpected_fee", "a fee for a known, held number on no renewal day")(_unm
 @check("total_mismatch", "an invoice total that is not the sum of its lines")
 def _total_mismatch(month: Month) -> Iterator[Finding]:
     sums = _line_sums(month.lines)
-    for row in month.headers.itertuples(index=False):
+    for row in rows(month.headers):
         lines_total = sums.get(row.invoice_id, ZERO)
         if lines_total != row.total:
             yield Finding(row.invoice_id, None, None, None, "total_mismatch", lines_total, row.total,
@@ -266,7 +267,7 @@ class Reconciliation:
         return len(self.findings) == 0
 
     def counts(self) -> dict[str, int]:
-        return self.findings["issue"].value_counts().to_dict() if len(self.findings) else {}
+        return {str(issue): int(count) for issue, count in self.findings["issue"].value_counts().items()}
 
 
 def reconcile_invoices(
@@ -292,7 +293,7 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         return checks.setdefault(currency, CurrencyCheck(currency))
 
     sums = _line_sums(month.lines)
-    for row in month.headers.itertuples(index=False):
+    for row in rows(month.headers):
         c = of(row.currency)
         c.invoice_ids.append(row.invoice_id)
         c.invoice_total += row.total

@@ -86,7 +86,8 @@ def _trend(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
     totals = readers.inventory_totals_by_run(connection, run_ids)
     waste = flag_store.waste_by_run(connection, run_ids)
     trend = totals.merge(waste[["run_id", "currency", "waste"]], on=["run_id", "currency"], how="left")
-    trend["waste"] = [value if isinstance(value, Decimal) else Decimal(0) for value in trend["waste"]]
+    trend["waste"] = pd.Series([value if isinstance(value, Decimal) else Decimal(0) for value in trend["waste"]],
+                               index=trend.index, dtype=object)
     return trend
 
 

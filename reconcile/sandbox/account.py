@@ -163,8 +163,8 @@ class Account:
         self, started_after: dt.datetime | None, started_before: dt.datetime | None, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         table = self.calls
-        lo = 0 if started_after is None else int(np.searchsorted(table.started, to_epoch(started_after), "left"))
-        hi = len(table) if started_before is None else int(np.searchsorted(table.started, to_epoch(started_before), "left"))
+        lo = 0 if started_after is None else int(np.searchsorted(table.started, to_epoch(started_after), side="left"))
+        hi = len(table) if started_before is None else int(np.searchsorted(table.started, to_epoch(started_before), side="left"))
         if cursor is not None:
             lo = max(lo, decode_cursor(cursor) + 1)
         now = to_epoch(self.now)
@@ -246,7 +246,7 @@ class Account:
             prefixes = [f"+1{area_code}"]
         rng = random.Random(f"{self.seed}:{country_code}:{kind}:{area_code}:{self.days_advanced}")
         upfront, monthly = PRICES[(country_code, kind)]
-        found = []
+        found: list[dict[str, Any]] = []
         while len(found) < count:
             prefix = rng.choice(prefixes)
             phone = prefix + "".join(rng.choice("0123456789") for _ in range(PHONE_LENGTH[country_code] - len(prefix)))

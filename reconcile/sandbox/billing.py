@@ -158,8 +158,8 @@ def _month_lines(account: Account, year: int, month: int, draft: bool) -> dict[s
 
 def _usage_lines(account: Account, first: dt.date, after: dt.date, out: dict[str, list[dict[str, Any]]]) -> None:
     table = account.calls
-    lo = int(np.searchsorted(table.started, to_epoch(midnight(first)), "left"))
-    hi = int(np.searchsorted(table.started, to_epoch(midnight(after)), "left"))
+    lo = int(np.searchsorted(table.started, to_epoch(midnight(first)), side="left"))
+    hi = int(np.searchsorted(table.started, to_epoch(midnight(after)), side="left"))
     now = to_epoch(account.now)
     visible = table.visible[lo:hi] <= now
     numbers = table.number[lo:hi][visible].astype(np.int64) + 1  # web calls (-1) count at 0

@@ -173,11 +173,11 @@ def _new_number(
 
 def _reacquire_one(account: Account, rng: random.Random) -> None:
     """Buy one released phone number again under a new id (the same E.164, a new number)."""
-    released = [n for n in account.numbers if n.status == "released" and n.is_truedy_managed]
+    released = [(n.released_at, n) for n in account.numbers
+                if n.status == "released" and n.is_truedy_managed and n.released_at is not None]
     if not released:
         return
-    old = min(released, key=lambda n: n.released_at)  # type: ignore[arg-type,return-value]
-    assert old.released_at is not None
+    released_at, old = min(released, key=lambda pair: pair[0])
     again = SandboxNumber(
         id=f"num_{_token(rng, 10)}",
         phone_number=old.phone_number,
@@ -188,8 +188,8 @@ def _reacquire_one(account: Account, rng: random.Random) -> None:
         upfront_cost=old.upfront_cost,
         currency=old.currency,
         label="Re-acquired " + (old.label or "number"),
-        purchased_at=old.released_at + dt.timedelta(days=3),
-        cost_history=[(old.released_at + dt.timedelta(days=3), old.monthly_cost or Decimal("1.15"))],
+        purchased_at=released_at + dt.timedelta(days=3),
+        cost_history=[(released_at + dt.timedelta(days=3), old.monthly_cost or Decimal("1.15"))],
         intent="unassigned",
     )
     account.add_number(again)

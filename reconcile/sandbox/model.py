@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from reconcile.clock import format_timestamp
 
@@ -133,6 +134,15 @@ class CallTable:
         "started": np.int64, "duration": np.int32, "visible": np.int64, "number": np.int32,
         "agent": np.int32, "outbound": np.int8, "cost_units": np.int64, "currency": np.int8,
     }
+
+    started: npt.NDArray[np.int64]       # epoch seconds
+    duration: npt.NDArray[np.int32]      # seconds
+    visible: npt.NDArray[np.int64]       # epoch seconds from which the API lists the call
+    number: npt.NDArray[np.int32]        # index into the account's numbers; -1 for a web call
+    agent: npt.NDArray[np.int32]
+    outbound: npt.NDArray[np.int8]
+    cost_units: npt.NDArray[np.int64]
+    currency: npt.NDArray[np.int8]
 
     def __init__(self) -> None:
         for name, dtype in self.COLUMNS.items():

@@ -65,7 +65,8 @@ def _scripts() -> ScriptDirectory:
 
 def head_revision() -> str:
     head = _scripts().get_current_head()
-    assert head is not None
+    if head is None:
+        raise RuntimeError("the package holds no schema migrations: reinstall reconcile")
     return head
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from reconcile.redaction import safe_line
 from reconcile.store.schema import job_runs
+from reconcile.store.types import new_id
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def start(engine: Engine, job: str, trigger: str, slot: str | None, now: dt.date
     with engine.begin() as connection:
         result = connection.execute(insert(job_runs).values(job=job, trigger=trigger, slot=slot, started_at=now,
                                                             status="running", alerted=False))
-        return int(result.inserted_primary_key[0])
+        return new_id(result.inserted_primary_key)
 
 
 def finish(engine: Engine, run_id: int, status: str, exit_code: int, summary: str, now: dt.datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -40,16 +41,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: Any, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        given: dt.datetime = value
+        if given.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return given.astimezone(dt.UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
         if isinstance(value, str):  # SQLite text written by another tool
             value = dt.datetime.fromisoformat(value)
-        return value.replace(tzinfo=dt.UTC)
+        stored: dt.datetime = value
+        return stored.replace(tzinfo=dt.UTC)
 
 
 def money_sum(column: Any, label: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
@@ -70,3 +73,10 @@ def money_total(units: Any, rest: Any) -> Decimal | None:
     if units is None and rest is None:
         return None
     return from_nanos(int(units or 0) * NANOS_PER_UNIT + int(rest or 0))
+
+
+def new_id(primary_key: Sequence[Any] | None) -> int:
+    """The id the database gave a row just inserted (`result.inserted_primary_key`)."""
+    if not primary_key or primary_key[0] is None:
+        raise RuntimeError("the database returned no id for the row just inserted")
+    return int(primary_key[0])

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from reconcile.redaction import safe_line
 from reconcile.store.schema import calls, data_issues, sync_runs, sync_state
 from reconcile.store.snapshot import OpenVersion, VersionPlan
-from reconcile.store.types import UTCDateTime
+from reconcile.store.types import UTCDateTime, new_id
 from reconcile.truedy.records import DataIssue
 
 CALLS_COVERED_FROM = "calls_covered_from"  # sync_state: every call started since then is in the store
@@ -50,10 +50,18 @@ def newest_complete_as_of(engine: Engine) -> dt.datetime | None:
                                   .where(sync_runs.c.status == "complete")).scalar()
 
 
+def raw_cursor(connection: Connection) -> Any:
+    """A DB-API cursor on the connection's own transaction, for the few bulk paths that skip SQLAlchemy."""
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is None:
+        raise RuntimeError("the database connection is closed")
+    return dbapi.cursor()
+
+
 def begin_run(engine: Engine, as_of: dt.datetime, started_at: dt.datetime) -> int:
     with engine.begin() as connection:
         result = connection.execute(insert(sync_runs).values(started_at=started_at, as_of=as_of, status="running"))
-        return int(result.inserted_primary_key[0])
+        return new_id(result.inserted_primary_key)
 
 
 def finish_run(connection: Connection, run_id: int, finished_at: dt.datetime, counts: dict[str, Any]) -> None:
@@ -77,7 +85,7 @@ def open_versions(connection: Connection, table: Table, key: str) -> dict[str, O
     query = (select(table.c[key], table.c.version_id, table.c.row_hash, table.c.status, source)
              .where(table.c.valid_to_run.is_(None)))
     # plain columns and no parameters: read straight from the driver (100,000 rows, every night)
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = raw_cursor(connection)
     try:
         cursor.execute(str(query.compile(dialect=connection.dialect)))
         return {row[0]: OpenVersion(row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
@@ -116,7 +124,8 @@ def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | Non
     """SQLAlchemy's own bind processing for a column (money to nanos, UTC to the engine's form), as a function."""
     if isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
         return sqlite_utc_text
-    return column_type.dialect_impl(dialect).bind_processor(dialect)
+    processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
 
 
 def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str, Any]], chunk: int = 10_000) -> None:
@@ -131,7 +140,7 @@ def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str
     converters = [_converter(c.type, connection.dialect) for c in columns]
     marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - our own tables
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = raw_cursor(connection)
     fetch = operator.itemgetter(*names)  # one C call per row when the row has every column
     convert = [(i, c) for i, c in enumerate(converters) if c is not None]
     try:

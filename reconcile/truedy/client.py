@@ -418,7 +418,8 @@ class TruedyClient:
         return parse_number(self.request("POST", "telephony/numbers/unassign", json=body))
 
     def search_numbers(self, **criteria: Any) -> list[dict[str, Any]]:
-        return self.request("POST", "telephony/numbers/search", json=criteria)["data"]
+        found: list[dict[str, Any]] = self.request("POST", "telephony/numbers/search", json=criteria)["data"]
+        return found
 
     def purchase_number(self, phone_number: str) -> PhoneNumber:
         return parse_number(self.request("POST", "telephony/numbers/purchase", json={"phone_number": phone_number}))

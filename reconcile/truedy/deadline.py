@@ -34,7 +34,7 @@ def answer_deadline(seconds: float | None) -> Iterator[None]:
 
 
 def _left(timeout: float | None, error: type[Exception]) -> float | None:
-    at = getattr(_local, "deadline", None)
+    at: float | None = getattr(_local, "deadline", None)
     if at is None:
         return timeout
     left = at - time.monotonic()

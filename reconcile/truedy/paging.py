@@ -38,10 +38,9 @@ class PageNumberPaginator:
         return self._handed_out == 1 and self.total_pages > 1
 
     def next_requests(self) -> list[dict[str, Any]]:
-        if self._handed_out == 0:
+        if self._handed_out == 0 or self.total_pages is None:
             pages: list[int] = [1]
         else:
-            assert self.total_pages is not None
             pages = list(range(self.total_pages, 0, -1))
         self._handed_out += 1
         return [{**self.params, "page": page, "page_size": self.page_size} for page in pages]

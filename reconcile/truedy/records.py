@@ -274,7 +274,7 @@ def fingerprint(raw: Any) -> str:
 def record_id(raw: Any) -> str:
     """The id of a raw record for error reports, '' when it has none usable."""
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return raw["id"][:80]
+        return str(raw["id"])[:80]
     return ""
 
 
