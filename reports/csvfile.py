@@ -16,7 +16,7 @@ import pandas as pd
 
 from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
-from reconcile.truedy.records import E164
+from reconcile.truedy.fields import E164
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

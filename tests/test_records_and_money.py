@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from reconcile.money import format_amount, from_nanos, parse_amount, to_nanos
-from reconcile.truedy.records import RecordError, parse_call, parse_number
+from reconcile.truedy.fields import RecordError
+from reconcile.truedy.records import parse_call, parse_number
 
 GOOD = {
     "id": "num_1", "phone_number": "+14155550100", "country_code": "US", "phone_number_type": "local",
@@ -79,7 +80,7 @@ def test_money_round_trips_through_nanos_exactly():
 
 
 def _outcome(parse, raw):
-    from reconcile.truedy.records import RecordError
+    from reconcile.truedy.fields import RecordError
 
     try:
         return parse(raw)

@@ -1,7 +1,7 @@
 """Ground truth: what the job must find in a sandbox account, computed the plain way.
 
 Deliberately written as a direct loop over the sandbox's own state, apart from the
-job's DataFrame rules, so that tests compare two independent readings of DESIGN.md.
+job's DataFrame rules, so that tests compare two independent readings of the flag rules (docs/design.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The Truedy API client: typed records, paging, retries and pacing."""
 
 from reconcile.retry import RetryPolicy
-from reconcile.truedy.client import Listing, TruedyClient, make_http_client
+from reconcile.truedy.client import Listing, TruedyClient
+from reconcile.truedy.http import make_http_client
 from reconcile.truedy.records import (
     Agent,
     Assignment,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import queue
 import random
 import threading
 import time
@@ -24,14 +23,19 @@ from typing import Any, Generic, Protocol, TypeVar
 import httpx
 import orjson
 
-from reconcile import __version__
 from reconcile.clock import format_timestamp
-from reconcile.errors import AuthError, ConfigError, ContractError, RetriesExhausted
-from reconcile.redaction import clip, register_secrets
+from reconcile.errors import AuthError, ContractError, RetriesExhausted
 from reconcile.retry import RetryPolicy
-from reconcile.truedy.deadline import answer_deadline, deadline_transport
+from reconcile.truedy.deadline import answer_deadline
+from reconcile.truedy.fields import RecordError, fingerprint, record_id
+from reconcile.truedy.http import (
+    describe_transport_error,
+    error_code,
+    error_message,
+)
 from reconcile.truedy.pacing import PacingPastDeadline, RatePacer
 from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator
+from reconcile.truedy.parallel import merge_parallel
 from reconcile.truedy.records import (
     Agent,
     Call,
@@ -39,14 +43,11 @@ from reconcile.truedy.records import (
     Invoice,
     LineItem,
     PhoneNumber,
-    RecordError,
-    fingerprint,
     line_item_parser,
     parse_agent,
     parse_call,
     parse_invoice,
     parse_number,
-    record_id,
 )
 
 
@@ -58,38 +59,7 @@ class Identified(Protocol):
 
 
 T = TypeVar("T", bound=Identified)
-Item = TypeVar("Item")
 MAX_LISTING_PASSES = 3
-
-
-def make_http_client(
-    base_url: str, api_key: str, *, timeout_s: float = 30.0, max_concurrency: int = 8,
-    transport: httpx.BaseTransport | None = None,
-) -> httpx.Client:
-    """An httpx client that authenticates to Truedy; httpx masks the header in its repr.
-
-    Without an injected transport, the client's sockets honour the whole-answer deadline
-    that `TruedyClient.request` sets (a dripping server cannot hold a request for ever).
-    """
-    check_header_value("TRUEDY_API_KEY", api_key)
-    register_secrets([api_key])
-    limits = httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2)
-    return httpx.Client(
-        base_url=base_url.rstrip("/") + "/",
-        headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"reconcile/{__version__}"},
-        timeout=httpx.Timeout(timeout_s),
-        limits=limits,
-        transport=transport or deadline_transport(limits),
-    )
-
-
-def check_header_value(name: str, value: str) -> None:
-    """A value bound for an HTTP header: printable ASCII only (a stray newline is a configuration error)."""
-    bad = next((ch for ch in value if not " " < ch < "\x7f"), None)
-    if bad is not None:
-        what = "a control character (a stray line break?)" if ord(bad) < 32 or ord(bad) == 127 else (
-            "a space" if bad == " " else "a non-ASCII character")
-        raise ConfigError(f"{name} holds {what}; an HTTP header takes printable ASCII only: set it again")
 
 
 @dataclass
@@ -196,7 +166,7 @@ class TruedyClient:
                     self._backoff(attempt, None, where)
                     continue
                 raise RetriesExhausted(
-                    f"{where} failed after {attempt} attempt(s): {_describe_transport_error(exc)}; "
+                    f"{where} failed after {attempt} attempt(s): {describe_transport_error(exc)}; "
                     "check TRUEDY_BASE_URL and the network, then run again"
                 ) from None
             status = response.status_code
@@ -213,7 +183,7 @@ class TruedyClient:
                     raise ContractError(f"{where} answered {status} with a body that is not JSON") from None
             if status in (401, 403):
                 raise AuthError(
-                    f"Truedy refused the API key ({status} {_error_code(response)}) at {where}: "
+                    f"Truedy refused the API key ({status} {error_code(response)}) at {where}: "
                     "check TRUEDY_API_KEY"
                 )
             if status == 404 and allow_404:
@@ -224,9 +194,9 @@ class TruedyClient:
             if status in self.policy.retry_statuses:
                 raise RetriesExhausted(
                     f"{where} failed after {attempt} attempt(s); last answer {status} "
-                    f"{_error_code(response)}: the Truedy API is unavailable, try again later"
+                    f"{error_code(response)}: the Truedy API is unavailable, try again later"
                 )
-            raise ContractError(f"{where} answered {status} {_error_code(response)}: {_error_message(response)}")
+            raise ContractError(f"{where} answered {status} {error_code(response)}: {error_message(response)}")
 
     def _time_left(self, where: str) -> float | None:
         if self._deadline is None:
@@ -386,7 +356,7 @@ class TruedyClient:
         if len(producers) == 1:
             yield from producers[0]()
             return
-        yield from _merge_parallel(producers, self.max_concurrency)
+        yield from merge_parallel(producers, self.max_concurrency)
 
     def _call_slice(self, after: dt.datetime, before: dt.datetime) -> Callable[[], Iterator[CallPage]]:
         def pages() -> Iterator[CallPage]:
@@ -425,55 +395,6 @@ class TruedyClient:
         return parse_number(self.request("POST", "telephony/numbers/purchase", json={"phone_number": phone_number}))
 
 
-_DONE = object()
-
-
-def _merge_parallel(producers: list[Callable[[], Iterator[Item]]], workers: int) -> Iterator[Item]:
-    """Items of several producers run in threads, through one bounded queue."""
-    items: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
-    stop = threading.Event()
-
-    def run(producer: Callable[[], Iterator[Item]]) -> None:
-        try:
-            for item in producer():
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            items.put(_Failure(exc))
-        finally:
-            items.put(_DONE)
-
-    threads = [threading.Thread(target=run, args=(p,), daemon=True, name="truedy-calls") for p in producers]
-    for thread in threads:
-        thread.start()
-    finished = 0
-    try:
-        while finished < len(threads):
-            item = items.get()
-            if item is _DONE:
-                finished += 1
-            elif isinstance(item, _Failure):
-                raise item.exc
-            else:
-                yield item
-    finally:
-        stop.set()
-        while any(thread.is_alive() for thread in threads):
-            try:
-                items.get(timeout=0.05)
-            except queue.Empty:
-                pass
-
-
-@dataclass
-class _Failure:
-    exc: BaseException
 
 
 def _path_segment(value: str) -> str:
@@ -482,29 +403,3 @@ def _path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _error_code(response: httpx.Response) -> str:
-    body = _error_body(response)
-    return clip(str(body.get("code", "")), 60) if body else "(no error body)"
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The upstream's own words, redacted before they are cut (an echoed key never survives in part)."""
-    body = _error_body(response)
-    return clip(str(body.get("message", "")), 200) if body else clip(response.text, 120)
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, dict) else None
-
-
-def _describe_transport_error(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        return "could not connect"
-    return type(exc).__name__

@@ -8,19 +8,22 @@ the contract raises `RecordError` naming the field; listings turn that into a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
-
-from reconcile.clock import parse_date, parse_timestamp
+from reconcile.clock import parse_timestamp
 from reconcile.money import parse_amount, parse_currency
-
-E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # always with fullmatch: `$` would let a trailing newline through
+from reconcile.truedy.fields import (
+    Fields,
+    RecordError,
+    as_bool,
+    as_e164,
+    as_object,
+    as_record,
+    as_string_list,
+)
 
 NUMBER_STATUSES = frozenset({"pending", "active", "released"})
 NUMBER_TYPES = frozenset({"local", "toll-free", "mobile"})
@@ -31,15 +34,6 @@ INVOICE_STATUSES = frozenset({"draft", "open", "paid", "void"})
 LINE_ITEM_TYPES = frozenset(
     {"subscription", "number_upfront_fee", "number_monthly_fee", "call_usage", "credit", "adjustment"}
 )
-
-
-class RecordError(ValueError):
-    """One field of one record breaks the contract."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(f"{field_name}: {reason}")
-        self.field_name = field_name
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,141 +139,8 @@ class LineItem:
     service_period_end: dt.date
 
 
-T = TypeVar("T")
-
-
-class _Fields:
-    """Field access on one raw JSON object that names the field in every error."""
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-
-    def _get(self, name: str, required: bool = True) -> Any:
-        if name not in self.raw:
-            if required:
-                raise RecordError(name, "missing")
-            return None
-        return self.raw[name]
-
-    def convert(self, name: str, parse: Callable[[Any], T], *, nullable: bool = False, required: bool = True) -> T | None:
-        value = self._get(name, required)
-        if value is None:
-            if nullable or not required:
-                return None
-            raise RecordError(name, "must not be null")
-        try:
-            return parse(value)
-        except RecordError as exc:
-            raise RecordError(f"{name}.{exc.field_name}", exc.reason) from None
-        except (ValueError, TypeError) as exc:
-            raise RecordError(name, str(exc)) from None
-
-    def required(self, name: str, parse: Callable[[Any], T]) -> T:
-        """A field that must be present and not null."""
-        value = self.convert(name, parse)
-        if value is None:
-            raise RecordError(name, "must not be null")
-        return value
-
-    def text(self, name: str, *, nullable: bool = False, required: bool = True) -> str | None:
-        return self.convert(name, _text, nullable=nullable, required=required)
-
-    def required_text(self, name: str) -> str:
-        value = self.required(name, _text)
-        if not value:
-            raise RecordError(name, "must not be empty")
-        return value
-
-    def enum(self, name: str, allowed: frozenset[str]) -> str:
-        value = self.required_text(name)
-        if value not in allowed:
-            raise RecordError(name, f"{value[:40]!r} is not one of {', '.join(sorted(allowed))}")
-        return value
-
-    def timestamp(self, name: str, *, nullable: bool = False, required: bool = True) -> dt.datetime | None:
-        return self.convert(name, parse_timestamp, nullable=nullable, required=required)
-
-    def required_timestamp(self, name: str) -> dt.datetime:
-        return self.required(name, parse_timestamp)
-
-    def required_date(self, name: str) -> dt.date:
-        return self.required(name, parse_date)
-
-    def amount(self, name: str, *, required: bool = True) -> Decimal | None:
-        return self.convert(name, parse_amount, required=required)
-
-    def required_amount(self, name: str) -> Decimal:
-        return self.required(name, parse_amount)
-
-    def currency(self, name: str) -> str:
-        return self.required(name, parse_currency)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {type(value).__name__}")
-    return value
-
-
-def _e164(value: Any) -> str:
-    if not isinstance(value, str) or not E164.fullmatch(value):
-        raise ValueError(f"not an E.164 phone number: {str(value)[:30]!r}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {str(value)[:20]!r}")
-    return value
-
-
-def _string_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError("must be a list of strings")
-    return tuple(value)
-
-
-def _object(value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"must be an object, got {_json_type(value)}")
-    return value
-
-
-def _record(value: Any) -> Mapping[str, Any]:
-    """A listing item must be an object; `null` or a number there is a malformed record, not a crash."""
-    try:
-        return _object(value)
-    except ValueError as exc:
-        raise RecordError("(record)", str(exc)) from None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list"}.get(
-        type(value), type(value).__name__)
-
-
-def fingerprint(raw: Any) -> str:
-    """A digest of a raw record exactly as served (keys sorted): equal means nothing in it changed."""
-    try:
-        encoded = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return ""
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
-
-
-def record_id(raw: Any) -> str:
-    """The id of a raw record for error reports, '' when it has none usable."""
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return str(raw["id"])[:80]
-    return ""
-
-
 def parse_cost_information(raw: Any) -> CostInformation:
-    f = _Fields(_object(raw))
+    f = Fields(as_object(raw))
     upfront = f.required_amount("upfront_cost")
     monthly = f.required_amount("monthly_cost")
     if monthly < 0 or upfront < 0:
@@ -288,7 +149,7 @@ def parse_cost_information(raw: Any) -> CostInformation:
 
 
 def parse_assignment(raw: Any) -> Assignment:
-    f = _Fields(_object(raw))
+    f = Fields(as_object(raw))
     return Assignment(
         agent_id=f.required_text("agent_id"),
         assignment_type=f.enum("assignment_type", DIRECTIONS),
@@ -308,9 +169,9 @@ def _assignments(value: Any) -> tuple[Assignment, ...]:
 
 
 def parse_number(raw: Any) -> PhoneNumber:
-    f = _Fields(_record(raw))
+    f = Fields(as_record(raw))
     number_id = f.required_text("id")
-    managed = f.required("is_truedy_managed", _bool)
+    managed = f.required("is_truedy_managed", as_bool)
     provider = f.enum("provider", PROVIDERS)
     cost = f.convert("cost_information", parse_cost_information, nullable=True)
     if managed and cost is None:
@@ -324,13 +185,13 @@ def parse_number(raw: Any) -> PhoneNumber:
         raise RecordError("country_code", f"not an ISO 3166-1 alpha-2 code: {country[:10]!r}")
     return PhoneNumber(
         id=number_id,
-        phone_number=f.convert("phone_number", _e164) or "",
+        phone_number=f.convert("phone_number", as_e164) or "",
         country_code=country.upper(),
         phone_number_type=f.enum("phone_number_type", NUMBER_TYPES),
         status=status,
         is_truedy_managed=managed,
         provider=provider,
-        features=f.convert("features", _string_list) or (),
+        features=f.convert("features", as_string_list) or (),
         cost_information=cost,
         label=f.text("label", nullable=True, required=False),
         purchased_at=f.required_timestamp("purchased_at"),
@@ -346,7 +207,7 @@ def _metadata(value: Any) -> Mapping[str, str]:
 
 
 def parse_agent(raw: Any) -> Agent:
-    f = _Fields(_record(raw))
+    f = Fields(as_record(raw))
     return Agent(
         id=f.required_text("id"),
         name=f.text("name") or "",
@@ -393,8 +254,8 @@ def _plain_call(raw: Any) -> Call | None:
 
 
 def _careful_call(raw: Any) -> Call:
-    f = _Fields(_record(raw))
-    cost = _Fields(f.convert("cost", _object) or {})
+    f = Fields(as_record(raw))
+    cost = Fields(f.convert("cost", as_object) or {})
     try:
         amount = cost.required_amount("amount")
         currency = cost.currency("currency")
@@ -418,7 +279,7 @@ def _careful_call(raw: Any) -> Call:
 
 
 def parse_invoice(raw: Any) -> Invoice:
-    f = _Fields(_record(raw))
+    f = Fields(as_record(raw))
     total = f.required_amount("total")
     return Invoice(
         id=f.required_text("id"),
@@ -434,7 +295,7 @@ def parse_invoice(raw: Any) -> Invoice:
 
 def line_item_parser(invoice_id: str) -> Callable[[Any], LineItem]:
     def parse_line_item(raw: Any) -> LineItem:
-        f = _Fields(_record(raw))
+        f = Fields(as_record(raw))
         amount = f.required_amount("amount")
         return LineItem(
             id=f.required_text("id"),
