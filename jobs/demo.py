@@ -84,7 +84,7 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
         billing_agrees, billing_detail = _check_billing(account, monthly)
         engine.dispose()
     last = outcomes[-1]
-    say(last.line())
+    say(last.report_line())
     for path in (last.files.html, last.files.flagged_csv, last.files.inventory_csv):
         say(f"  {path}")
     say(f"ground truth: {detail}")

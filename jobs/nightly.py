@@ -30,12 +30,14 @@ class NightlyOutcome:
     result: FlagResult
     files: NightlyFiles
 
-    def line(self) -> str:
+    def report_line(self) -> str:
         s = self.summary
         savings = ", ".join(format_money(t.amount, t.currency) for t in s.savings) or "nothing"
-        report = (f"nightly report as of {s.as_of:%Y-%m-%d %H:%M}Z: {s.owned:,} numbers, {s.flagged:,} flagged "
-                  f"(saving {savings} a month), written to {self.files.directory}")
-        return f"{self.sync.line()}; {report}" if self.sync else report
+        return (f"nightly report as of {s.as_of:%Y-%m-%d %H:%M}Z: {s.owned:,} numbers, {s.flagged:,} flagged "
+                f"(saving {savings} a month), written to {self.files.directory}")
+
+    def line(self) -> str:
+        return f"{self.sync.line()}; {self.report_line()}" if self.sync else self.report_line()
 
     def raise_for_failures(self) -> None:
         """A nightly that returned did all its work."""

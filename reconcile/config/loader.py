@@ -118,20 +118,12 @@ def _same_kind(expected: Any, value: Any) -> bool:
     return isinstance(value, type(expected))
 
 
+KIND_NAMES = ((bool, "true or false"), (int, "a whole number"), (float, "a number"), (str, "a string"),
+              (list, "a list of strings"), (dict, "a table"))  # bool first: a bool is an int too
+
+
 def _kind_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list of strings"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
+    return next((name for kind, name in KIND_NAMES if isinstance(value, kind)), type(value).__name__)
 
 
 def _checked(merged: dict[str, Any], origin: dict[str, str]) -> dict[str, Any]:
