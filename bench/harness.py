@@ -30,7 +30,7 @@ class SandboxProcess:
     def __init__(self, numbers: int, calls: int, seed: int = 7, agents: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "jobs.cli", "sandbox", "serve", "--port", str(self.port),
+        args = [sys.executable, "-m", "reconcile.jobs.cli", "sandbox", "serve", "--port", str(self.port),
                 "--seed", str(seed), "--numbers", str(numbers), "--calls", str(calls), "--rate-limit", "0"]
         if agents:
             args += ["--agents", str(agents)]

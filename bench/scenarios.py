@@ -206,9 +206,9 @@ def report_monthly(params: dict[str, Any]) -> dict[str, Any]:
     """The monthly review of the month before `as_of`, from the store (invoices already synced)."""
     from pathlib import Path
 
-    from jobs.monthly import report_monthly as render
     from reconcile.clock import parse_timestamp
     from reconcile.config import load_settings
+    from reconcile.jobs.monthly import report_monthly as render
     from reconcile.review.monthly import previous_period
     from reconcile.store.database import open_engine
 
@@ -231,8 +231,8 @@ def report_nightly(params: dict[str, Any]) -> dict[str, Any]:
     """The nightly report for the newest run in `database_url`."""
     from pathlib import Path
 
-    from jobs.nightly import report_nightly as render
     from reconcile.config import load_settings
+    from reconcile.jobs.nightly import report_nightly as render
     from reconcile.store.database import open_engine
 
     engine = open_engine(params["database_url"])

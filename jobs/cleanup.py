@@ -17,9 +17,9 @@ from reconcile.delivery import UNKNOWN_HINT, DeliveryOutcome, deliver_once
 from reconcile.errors import DeliveryError
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.money import format_amount
+from reconcile.reports.digest import render_digest
 from reconcile.review.nightly import evaluate_run
 from reconcile.store import digests as sent_log
-from reports.digest import render_digest
 
 log = logging.getLogger("reconcile.cleanup")
 

@@ -15,9 +15,10 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs.logs import redact, register_secrets, setup_logging
+from reconcile import __version__
 from reconcile.config import SANDBOX_API_KEY, Settings, load_settings
 from reconcile.errors import ReconcileError
+from reconcile.jobs.logs import redact, register_secrets, setup_logging
 from reconcile.redaction import safe_line
 
 
@@ -76,6 +77,7 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="reconcile", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", envvar="RECONCILE_CONFIG", type=click.Path(dir_okay=False),
               help="TOML file layered over config/default.toml (env RECONCILE_CONFIG).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
@@ -92,7 +94,7 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None) -> 
 @fail_cleanly
 def sync(ctx: Context, as_of: str | None) -> None:
     """One sync run: the Truedy API into the store, atomically."""
-    from jobs.runtime import exclusive_run, make_client, open_store, sync_options
+    from reconcile.jobs.runtime import exclusive_run, make_client, open_store, sync_options
     from reconcile.progress import progress_for
     from reconcile.sync import run_sync
 
@@ -134,8 +136,8 @@ def report_nightly_command(ctx: Context, as_of: str | None, out_dir: str | None)
     """nightly.html, flagged.csv and inventory.csv as of a run."""
     from pathlib import Path
 
-    from jobs.nightly import report_nightly
-    from jobs.runtime import exclusive_run, open_store
+    from reconcile.jobs.nightly import report_nightly
+    from reconcile.jobs.runtime import exclusive_run, open_store
 
     at = _clock(as_of)() if as_of else None
     engine = open_store(ctx.settings)
@@ -155,10 +157,10 @@ def report_monthly_command(ctx: Context, period: str, out_dir: str | None, offli
     """monthly.html, reconciliation.csv and focus.csv for a month (syncs that month's invoices first)."""
     from pathlib import Path
 
-    from jobs.monthly import report_monthly
-    from jobs.runtime import exclusive_run, open_store
     from reconcile.clock import system_clock
     from reconcile.errors import ConfigError
+    from reconcile.jobs.monthly import report_monthly
+    from reconcile.jobs.runtime import exclusive_run, open_store
     from reconcile.period import Period
 
     try:
@@ -188,9 +190,9 @@ RESEND_UNKNOWN = click.option("--resend-unknown", is_flag=True,
 
 def _run_job(ctx: Context, job: str, trigger: str | None, as_of: str | None = None,
              resend_unknown: bool = False) -> None:
-    from jobs.cleanup import run_cleanup
-    from jobs.monthly import run_monthly
-    from jobs.runner import JOBS, JobFunction, execute_job
+    from reconcile.jobs.cleanup import run_cleanup
+    from reconcile.jobs.monthly import run_monthly
+    from reconcile.jobs.runner import JOBS, JobFunction, execute_job
 
     trigger = trigger or ("manual" if sys.stdin.isatty() else "cron")
     resending: dict[str, JobFunction] = {"cleanup": functools.partial(run_cleanup, resend_unknown=True),
@@ -247,8 +249,8 @@ def run_cleanup_command(ctx: Context, trigger: str | None, resend_unknown: bool)
 
 
 def _cleanup(settings: Settings, dry_run: bool, resend_unknown: bool = False) -> None:
-    from jobs.cleanup import run_cleanup
-    from jobs.runtime import exclusive_run, open_store
+    from reconcile.jobs.cleanup import run_cleanup
+    from reconcile.jobs.runtime import exclusive_run, open_store
 
     engine = open_store(settings)
     with exclusive_run(engine):
@@ -263,8 +265,8 @@ def _cleanup(settings: Settings, dry_run: bool, resend_unknown: bool = False) ->
 @fail_cleanly
 def scheduler(ctx: Context) -> None:
     """The long-running scheduler: runs each job on its cron slot until SIGTERM."""
-    from jobs.runtime import open_store
-    from jobs.scheduler import JobScheduler
+    from reconcile.jobs.runtime import open_store
+    from reconcile.jobs.scheduler import JobScheduler
 
     JobScheduler(ctx.settings, open_store(ctx.settings)).run()
 
@@ -277,8 +279,8 @@ def status(ctx: Context, as_json: bool) -> None:
     """The last runs of each job, their outcome, and the next scheduled times."""
     import json
 
-    from jobs.runtime import open_store
-    from jobs.status import collect_status, format_status
+    from reconcile.jobs.runtime import open_store
+    from reconcile.jobs.status import collect_status, format_status
 
     report = collect_status(ctx.settings, open_store(ctx.settings))
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
@@ -291,8 +293,8 @@ def status(ctx: Context, as_json: bool) -> None:
 @fail_cleanly
 def demo(nights: int, numbers: int, seed: int) -> None:
     """Everything against a local sandbox, through a simulated week, into var/demo/."""
-    from jobs.demo import run_demo
-    from jobs.logs import setup_logging
+    from reconcile.jobs.demo import run_demo
+    from reconcile.jobs.logs import setup_logging
 
     setup_logging("text", "WARNING")
     result = run_demo(nights=nights, numbers=numbers, seed=seed, say=click.echo)
@@ -310,7 +312,7 @@ def db() -> None:
 @fail_cleanly
 def db_upgrade(ctx: Context) -> None:
     """Apply schema migrations (safe to run again)."""
-    from jobs.runtime import open_store
+    from reconcile.jobs.runtime import open_store
     from reconcile.redaction import redact
     from reconcile.store.database import upgrade
 

@@ -16,10 +16,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from jobs.cleanup import CleanupOutcome, run_cleanup
-from jobs.monthly import MonthlyOutcome, report_monthly, send_review
-from jobs.nightly import NightlyOutcome, run_nightly
-from reconcile.config import PROJECT_ROOT, SANDBOX_API_KEY, Settings, TruedySettings, load_settings
+from reconcile.config import (
+    DEFAULT_CONFIG,
+    SANDBOX_API_KEY,
+    STATE_DIR,
+    Settings,
+    TruedySettings,
+    load_settings,
+)
+from reconcile.jobs.cleanup import CleanupOutcome, run_cleanup
+from reconcile.jobs.monthly import MonthlyOutcome, report_monthly, send_review
+from reconcile.jobs.nightly import NightlyOutcome, run_nightly
 from reconcile.progress import NullProgress
 from reconcile.review.monthly import previous_period
 from reconcile.sandbox import SandboxServer, generate_account
@@ -28,7 +35,7 @@ from reconcile.sandbox.truth import expected_flags, invoice_errors
 from reconcile.store.database import open_engine, upgrade
 
 log = logging.getLogger("reconcile.demo")
-DEMO_CONFIG = PROJECT_ROOT / "config" / "demo.toml"
+DEMO_CONFIG = DEFAULT_CONFIG.with_name("demo.toml")  # package data, beside the defaults
 
 
 @dataclasses.dataclass
@@ -55,7 +62,7 @@ def demo_settings(root: Path, base_url: str) -> Settings:
 
 def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed: int = 7,
              today: dt.date | None = None, say: Callable[[str], None] = print) -> DemoResult:
-    root = root or PROJECT_ROOT / "var" / "demo"
+    root = (root or STATE_DIR / "demo").absolute()
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)

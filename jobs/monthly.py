@@ -9,20 +9,20 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from jobs.runtime import make_client
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.clock import Clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT, deliver_once
 from reconcile.errors import DeliveryError, StoreError
 from reconcile.invoice_sync import InvoiceSyncSummary, run_invoice_sync
+from reconcile.jobs.runtime import make_client
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.period import Period
 from reconcile.progress import Progress, progress_for
+from reconcile.reports.monthly import MonthlyFiles, render_monthly
+from reconcile.reports.review_mail import render_review_mail
 from reconcile.review.monthly import build_monthly, check_complete, previous_period
 from reconcile.store import readers
-from reports.monthly import MonthlyFiles, render_monthly
-from reports.review_mail import render_review_mail
 
 log = logging.getLogger("reconcile.monthly")
 

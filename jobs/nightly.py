@@ -9,16 +9,16 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from jobs.runtime import make_client, sync_options
 from reconcile.analysis.flags import FlagResult
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import Clock
 from reconcile.config import Settings
+from reconcile.jobs.runtime import make_client, sync_options
 from reconcile.money import format_money
 from reconcile.progress import Progress, progress_for
+from reconcile.reports.nightly import NightlyFiles, render_nightly
 from reconcile.review.nightly import build_nightly, settings_view
 from reconcile.sync import SyncSummary, run_sync
-from reports.nightly import NightlyFiles, render_nightly
 
 log = logging.getLogger("reconcile.nightly")
 

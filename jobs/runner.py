@@ -17,20 +17,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs.cleanup import run_cleanup
-from jobs.monthly import run_monthly
-from jobs.nightly import run_nightly
-from jobs.runtime import open_store
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.errors import DeliveryError, LockedError, ReconcileError, StoreError, describe
+from reconcile.jobs.cleanup import run_cleanup
+from reconcile.jobs.monthly import run_monthly
+from reconcile.jobs.nightly import run_nightly
+from reconcile.jobs.runtime import open_store
 from reconcile.mail import Transport, build_message, message_id_for, transport_for
 from reconcile.redaction import safe_line
+from reconcile.reports.alert import render_alert
 from reconcile.schedule import latest_slot, slot_key
 from reconcile.store import jobs as history
 from reconcile.store.database import database_error
 from reconcile.store.lock import RunLock
-from reports.alert import render_alert
 
 log = logging.getLogger("reconcile.jobs")
 

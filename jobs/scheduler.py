@@ -20,10 +20,10 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
 
-from jobs.runner import JOBS, execute_job, schedule_of
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.errors import ReconcileError
+from reconcile.jobs.runner import JOBS, execute_job, schedule_of
 from reconcile.schedule import missed_slot, slot_key, trigger_for
 from reconcile.store import jobs as history
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from jobs.runner import JOBS, schedule_of
 from reconcile.clock import format_timestamp, system_clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT
+from reconcile.jobs.runner import JOBS, schedule_of
 from reconcile.schedule import next_fire
 from reconcile.store import digests as sent_log
 from reconcile.store import jobs as history

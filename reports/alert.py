@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from reconcile.clock import format_timestamp
-from reports.environment import environment
+from reconcile.reports.environment import environment
 
 
 @dataclass(frozen=True)

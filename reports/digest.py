@@ -9,8 +9,8 @@ from reconcile.analysis.digests import Digest
 from reconcile.analysis.flags import FLAGGED_COLUMNS
 from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
-from reports.csvfile import frame_csv_bytes, frame_rows
-from reports.environment import environment
+from reconcile.reports.csvfile import frame_csv_bytes, frame_rows
+from reconcile.reports.environment import environment
 
 FLAG_TITLES = {
     "unassigned": "No agent assigned",

@@ -14,9 +14,9 @@ from reconcile.analysis.invoices import FINDING_COLUMNS
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
-from reports.csvfile import frame_rows, write_frame_csv, write_frames_csv
-from reports.environment import environment
-from reports.output import report_folder
+from reconcile.reports.csvfile import frame_rows, write_frame_csv, write_frames_csv
+from reconcile.reports.environment import environment
+from reconcile.reports.output import report_folder
 
 QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 LISTED_NUMBERS = 1000

@@ -16,10 +16,10 @@ from reconcile.analysis.flags import FLAGGED_COLUMNS, INVENTORY_COLUMNS, FlagRes
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import format_timestamp
 from reconcile.money import format_amount
-from reports.charts import line_chart
-from reports.csvfile import write_frame_csv
-from reports.environment import environment
-from reports.output import report_folder
+from reconcile.reports.charts import line_chart
+from reconcile.reports.csvfile import write_frame_csv
+from reconcile.reports.environment import environment
+from reconcile.reports.output import report_folder
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
 

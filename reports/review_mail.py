@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from reconcile.analysis.invoices import FINDING_COLUMNS
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.money import format_amount
-from reports.csvfile import frame_csv_bytes
-from reports.environment import environment
+from reconcile.reports.csvfile import frame_csv_bytes
+from reconcile.reports.environment import environment
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import func, select
 
-from jobs.cleanup import run_cleanup
 from reconcile.config import SANDBOX_API_KEY, load_settings
+from reconcile.jobs.cleanup import run_cleanup
 from reconcile.store.schema import sent_digests
 from reconcile.sync import SyncOptions, run_sync
 from tests.scenario import load_account
@@ -221,10 +221,10 @@ def test_dry_run_sends_and_records_nothing(make_sandbox, smtp, store, database_u
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "TRUEDY_"))}
     env.update(RECONCILE_DATABASE_URL=database_url, TRUEDY_BASE_URL=server.url, TRUEDY_API_KEY=SANDBOX_API_KEY,
                RECONCILE_CONFIG=str(config))
-    run = subprocess.run([sys.executable, "-m", "jobs.cli", "sync", "--as-of", "2026-11-20T02:30:00Z"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", "reconcile.jobs.cli", "sync", "--as-of", "2026-11-20T02:30:00Z"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    dry = subprocess.run([sys.executable, "-m", "jobs.cli", "notify", "cleanup", "--dry-run"], cwd=ROOT, env=env,
+    dry = subprocess.run([sys.executable, "-m", "reconcile.jobs.cli", "notify", "cleanup", "--dry-run"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "ana@example.com (owner): 2 numbers, 2 new" in dry.stdout and "would send" in dry.stdout

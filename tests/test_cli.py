@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from jobs.cli import cli
 from reconcile.clock import format_timestamp
 from reconcile.config import SANDBOX_API_KEY
+from reconcile.jobs.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def reconcile(*args, env=None, cwd=ROOT):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "TRUEDY_"))}
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=cwd, env=environ,
+    return subprocess.run([sys.executable, "-m", "reconcile.jobs.cli", *args], cwd=cwd, env=environ,
                           capture_output=True, text=True, timeout=180)
 
 

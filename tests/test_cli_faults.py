@@ -38,7 +38,7 @@ def cli(args, database_url=None, server=None, api_key=SANDBOX_API_KEY, config=No
         env["RECONCILE_CONFIG"] = str(config)
     env.setdefault("RECONCILE_REPORTS_DIR", tempfile.mkdtemp(prefix="reconcile-reports-"))
     env.update(extra_env)
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "reconcile.jobs.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 

@@ -13,9 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from jobs.cleanup import run_cleanup
-from jobs.status import collect_status
 from reconcile.config import load_settings
+from reconcile.jobs.cleanup import run_cleanup
+from reconcile.jobs.status import collect_status
 from reconcile.store.schema import sent_digests
 from tests import test_cleanup
 from tests.test_cleanup import ROOT, Mailbox, free_port
@@ -116,7 +116,7 @@ def test_a_kill_right_after_the_server_accepted_never_leads_to_a_second_copy(syn
     env.update(RECONCILE_DATABASE_URL=database_url, RECONCILE_CONFIG=str(config))
 
     def cleanup(*extra):
-        return subprocess.Popen([sys.executable, "-m", "jobs.cli", "notify", "cleanup", *extra], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-m", "reconcile.jobs.cli", "notify", "cleanup", *extra], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
     killed = cleanup()

@@ -17,21 +17,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.monthly import report_monthly
 from reconcile.analysis.billing import NumberFacts, PriceObservation
 from reconcile.analysis.invoices import FINDING_COLUMNS, CallUsage, reconcile_invoices
 from reconcile.config import load_settings
 from reconcile.errors import ConfigError
 from reconcile.invoice_sync import run_invoice_sync
+from reconcile.jobs.monthly import report_monthly
 from reconcile.period import Period
 from reconcile.progress import NullProgress
+from reconcile.reports.csvfile import frame_csv_bytes
 from reconcile.sandbox.billing import billing_for
 from reconcile.sandbox.truth import invoice_errors
 from reconcile.store import invoices as invoice_store
 from reconcile.store.invoices import plan_headers
 from reconcile.sync import SyncOptions, run_sync
 from reconcile.truedy.records import Invoice
-from reports.csvfile import frame_csv_bytes
 
 GOLDEN = Path(__file__).parent / "golden" / "monthly_findings.csv"
 UTC = dt.UTC
@@ -324,8 +324,8 @@ def test_a_number_released_before_the_listings_reach_is_looked_up_by_id(make_san
 
 
 def test_run_monthly_reviews_last_month_and_mails_finance_once(make_sandbox, make_client, store, tmp_path):
-    from jobs.monthly import run_monthly
     from reconcile.config import SANDBOX_API_KEY, Secret
+    from reconcile.jobs.monthly import run_monthly
 
     server, _ = synced(make_sandbox, make_client, store, numbers=150)
     base = settings_in(tmp_path)

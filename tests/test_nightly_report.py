@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.nightly import report_nightly
 from reconcile.config import load_settings
+from reconcile.jobs.nightly import report_nightly
 from reconcile.period import Period
 from reconcile.sync import SyncOptions, run_sync
 from tests.scenario import SCENARIOS, load_account, scenario_names
@@ -176,7 +176,7 @@ def test_report_on_an_empty_store_says_to_sync_first(store, tmp_path):
 
 
 def test_the_demo_agrees_with_the_sandbox_ground_truth(tmp_path):
-    from jobs.demo import run_demo
+    from reconcile.jobs.demo import run_demo
 
     result = run_demo(root=tmp_path / "demo", nights=3, numbers=200, today=dt.date(2026, 11, 27), say=lambda _: None)
     assert result.truth_agrees, result.truth_detail

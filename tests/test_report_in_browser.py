@@ -48,8 +48,8 @@ def test_a_big_flagged_table_shows_one_page_and_holds_every_row(make_sandbox, ma
     import json
     import re
 
-    from jobs.nightly import report_nightly
     from reconcile.config import load_settings
+    from reconcile.jobs.nightly import report_nightly
     from reconcile.sync import SyncOptions, run_sync
 
     server = make_sandbox(numbers=700)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.nightly import report_nightly
 from reconcile.config import load_settings
 from reconcile.errors import ReportError
+from reconcile.jobs.nightly import report_nightly
+from reconcile.reports import csvfile, monthly, nightly
 from reconcile.sync import SyncOptions, run_sync
-from reports import csvfile, monthly, nightly
 
 ROOT = Path(__file__).resolve().parent.parent
 NIGHTLY = ("nightly.html", "flagged.csv", "inventory.csv")
@@ -126,7 +126,7 @@ def test_kill_9_while_a_set_is_replaced_leaves_old_or_new_never_a_mix(two_nights
     env["RECONCILE_DATABASE_URL"] = database_url
 
     def report(as_of):
-        return subprocess.Popen([sys.executable, "-m", "jobs.cli", "report", "nightly", "--as-of", as_of.isoformat(),
+        return subprocess.Popen([sys.executable, "-m", "reconcile.jobs.cli", "report", "nightly", "--as-of", as_of.isoformat(),
                                  "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 

@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from jobs.runner import execute_job
-from jobs.scheduler import JobScheduler
-from jobs.status import collect_status, format_status
 from reconcile.config import SANDBOX_API_KEY, Secret, load_settings
 from reconcile.errors import AuthError, LockedError
+from reconcile.jobs.runner import execute_job
+from reconcile.jobs.scheduler import JobScheduler
+from reconcile.jobs.status import collect_status, format_status
 from reconcile.sandbox import generate_account
 from reconcile.schedule import fire_times, missed_slot, slot_key
 from reconcile.store import jobs as history
@@ -140,7 +140,7 @@ def test_cron_and_scheduler_never_overlap(store, database_url, tmp_path, make_sa
         server = make_sandbox(numbers=10)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "TRUEDY_"))}
         env.update(RECONCILE_DATABASE_URL=database_url, TRUEDY_BASE_URL=server.url, TRUEDY_API_KEY=SANDBOX_API_KEY)
-        cron = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "nightly", "--trigger", "cron"], cwd=ROOT,
+        cron = subprocess.run([sys.executable, "-m", "reconcile.jobs.cli", "run", "nightly", "--trigger", "cron"], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert cron.returncode == 5 and "holds the lock" in cron.stderr
     assert calls == []
@@ -182,7 +182,7 @@ def test_sigterm_during_a_sync_leaves_the_store_as_it_was(store, database_url, m
     config = Path(env.get("TMPDIR", "/tmp")) / f"slow-{os.getpid()}.toml"
     config.write_text("[truedy]\npage_size = 5\nmax_concurrency = 1\n")
     env["RECONCILE_CONFIG"] = str(config)
-    job = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", "nightly", "--trigger", "cron"], cwd=ROOT, env=env,
+    job = subprocess.Popen([sys.executable, "-m", "reconcile.jobs.cli", "run", "nightly", "--trigger", "cron"], cwd=ROOT, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -216,7 +216,7 @@ def test_sigterm_during_the_start_up_catch_up_starts_no_further_job(store, datab
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILE_", "TRUEDY_"))}
     env.update(RECONCILE_DATABASE_URL=database_url, TRUEDY_BASE_URL=server.url, TRUEDY_API_KEY=SANDBOX_API_KEY,
                RECONCILE_CONFIG=str(config))
-    scheduler = subprocess.Popen([sys.executable, "-m", "jobs.cli", "scheduler"], cwd=ROOT, env=env,
+    scheduler = subprocess.Popen([sys.executable, "-m", "reconcile.jobs.cli", "scheduler"], cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                  stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

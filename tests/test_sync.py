@@ -35,7 +35,7 @@ def sync(server, engine, make_client, **client_options):
 def cli(args, database_url, server, api_key=SANDBOX_API_KEY, timeout=120):
     env = dict(os.environ, RECONCILE_DATABASE_URL=database_url, TRUEDY_BASE_URL=server.url, TRUEDY_API_KEY=api_key)
     env.pop("RECONCILE_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "reconcile.jobs.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -1,6 +1,6 @@
 """Configuration: `load_settings()` and the frozen settings it returns (see `loader`)."""
 
-from reconcile.config.loader import DEFAULT_CONFIG, PROJECT_ROOT, load_settings
+from reconcile.config.loader import DEFAULT_CONFIG, STATE_DIR, load_settings
 from reconcile.config.secret import Secret
 from reconcile.config.settings import (
     SANDBOX_API_KEY,
@@ -15,6 +15,6 @@ from reconcile.config.settings import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG", "PROJECT_ROOT", "SANDBOX_API_KEY", "CarrierCost", "FlagSettings", "MailSettings",
+    "DEFAULT_CONFIG", "SANDBOX_API_KEY", "STATE_DIR", "CarrierCost", "FlagSettings", "MailSettings",
     "NotifySettings", "ScheduleSettings", "Secret", "Settings", "SyncSettings", "TruedySettings", "load_settings",
 ]

@@ -28,8 +28,8 @@ from reconcile.config.settings import (
 )
 from reconcile.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "default.toml"  # package data, beside this module
+STATE_DIR = Path("var")  # where state goes by default: relative to the working directory
 ENV_KEYS = {  # environment variable -> the key it sets (the environment wins over every file)
     "TRUEDY_BASE_URL": "truedy.base_url",
     "RECONCILE_DATABASE_URL": "store.database_url",
@@ -158,7 +158,7 @@ def _build(v: dict[str, Any], env: dict[str, str], sources: tuple[str, ...]) -> 
     )
     return Settings(
         truedy=truedy,
-        database_url=v["store.database_url"] or f"sqlite:///{PROJECT_ROOT / 'var' / 'reconcile.db'}",
+        database_url=v["store.database_url"] or f"sqlite:///{_project_path(STATE_DIR / 'reconcile.db')}",
         sync=SyncSettings(calls_backfill_days=int(v["sync.calls_backfill_days"]),
                           calls_overlap_minutes=int(v["sync.calls_overlap_minutes"])),
         flags=FlagSettings(grace_days=int(v["flags.grace_days"]), idle_days_threshold=int(v["flags.idle_days_threshold"]),
