@@ -128,3 +128,15 @@ def test_the_nightly_timer_fires_on_the_spring_forward_night():
                            calendar], capture_output=True, text=True, timeout=30, env={"TZ": "Europe/Berlin"})
     assert done.returncode == 0, done.stderr
     assert "2026-03-29" in done.stdout and "2026-03-30" in done.stdout
+
+
+def test_the_cron_slots_are_the_schedule_that_status_checks():
+    import tomllib
+
+    schedule = tomllib.loads((ROOT / "config" / "example.toml").read_text())["schedule"]
+    assert schedule["timezone"] == "UTC"
+    slots = {}
+    for line in (DEPLOY / "crontab").read_text().splitlines():
+        if not line.startswith("#") and (match := re.match(r"^((?:\S+\s+){4}\S+)\s+.*\brun (\w+)\b", line)):
+            slots[match[2]] = " ".join(match[1].split())
+    assert slots == {job: schedule[job] for job in JOBS}
