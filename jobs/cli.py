@@ -276,7 +276,11 @@ def scheduler(ctx: Context) -> None:
 @click.pass_obj
 @fail_cleanly
 def status(ctx: Context, as_json: bool) -> None:
-    """The last runs of each job, their outcome, and the next scheduled times."""
+    """Health: each job's last runs and verdict, the scheduler's heartbeat, the next slots.
+
+    Exits 0 when healthy, 6 when a job's last run failed, 7 when a job is overdue or the
+    scheduler stopped (monitoring reads the code).
+    """
     import json
 
     from reconcile.jobs.runtime import open_store
@@ -284,6 +288,7 @@ def status(ctx: Context, as_json: bool) -> None:
 
     report = collect_status(ctx.settings, open_store(ctx.settings))
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+    sys.exit(report["exit_code"])
 
 
 @cli.command()

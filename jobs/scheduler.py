@@ -13,19 +13,24 @@ import datetime as dt
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.errors import ReconcileError
+from reconcile.health import HEARTBEAT
 from reconcile.jobs.runner import JOBS, execute_job, schedule_of
 from reconcile.schedule import missed_slot, slot_key, trigger_for
+from reconcile.store import heartbeats
 from reconcile.store import jobs as history
+from reconcile.store.database import database_error
 
 log = logging.getLogger("reconcile.scheduler")
 
@@ -49,6 +54,15 @@ class JobScheduler:
         for job in self.jobs():
             self.scheduler.add_job(self.fire, trigger=trigger_for(schedule_of(settings, job), settings.schedule.timezone),
                                    id=job, name=f"reconcile {job}", args=[job], replace_existing=True)
+        self.scheduler.add_job(self.beat, trigger="interval", seconds=HEARTBEAT.total_seconds(), id="heartbeat",
+                               name="reconcile heartbeat", replace_existing=True, misfire_grace_time=None)
+
+    def beat(self) -> None:
+        """Say in the store that the scheduler is alive (`reconcile status` reads it); a store fault is logged."""
+        try:
+            heartbeats.beat(self.engine, heartbeats.SCHEDULER, self.clock(), f"{socket.gethostname()} pid {os.getpid()}")
+        except SQLAlchemyError as exc:
+            log.warning("the heartbeat could not be written: %s", database_error(exc, "writing the heartbeat"))
 
     def jobs(self) -> list[str]:
         return [job for job in ("nightly", "cleanup", "monthly") if job in JOBS]
@@ -96,6 +110,7 @@ class JobScheduler:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        self.beat()
         self.catch_up()
         if self.stopping.is_set():
             return

@@ -1,8 +1,14 @@
-"""`reconcile status`: the last runs of each job and the next scheduled times."""
+"""`reconcile status`: the last runs of each job, their health, the scheduler's heartbeat, the next slots.
+
+It is a health signal: the exit code is 0 when every job is healthy, 6 when a job's last
+run failed, 7 when a job is overdue or the scheduler stopped beating (see
+`reconcile.health`); monitoring reads it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,55 +17,70 @@ from sqlalchemy import Engine
 from reconcile.clock import format_timestamp, system_clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT
+from reconcile.health import job_verdict, scheduler_verdict
 from reconcile.jobs.runner import JOBS, schedule_of
 from reconcile.schedule import next_fire
 from reconcile.store import digests as sent_log
+from reconcile.store import heartbeats, readers
 from reconcile.store import jobs as history
-from reconcile.store import readers
 
 
 def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None = None, runs: int = 5) -> dict[str, Any]:
     now = now or system_clock()
     tz = settings.schedule.timezone
+    grace = dt.timedelta(hours=settings.schedule.overdue_after_hours)
     jobs = {}
-    for job in ("nightly", "cleanup", "monthly"):
+    codes = []
+    for job in JOBS:
         expression = schedule_of(settings, job)
-        upcoming = next_fire(expression, tz, now) if job in JOBS else None
+        upcoming = next_fire(expression, tz, now)
+        recent = history.recent(engine, job, max(runs, 20))
+        verdict = job_verdict(recent, expression, tz, now, grace)
+        codes.append(verdict.exit_code)
         jobs[job] = {
             "schedule": expression,
-            "available": job in JOBS,
+            "health": verdict.state, "health_detail": verdict.detail,
             "next_run": format_timestamp(upcoming) if upcoming else None,
             "next_run_local": upcoming.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z") if upcoming else None,
             "runs": [{
                 "started_at": format_timestamp(r.started_at), "finished_at": format_timestamp(r.finished_at) or None,
                 "trigger": r.trigger, "slot": r.slot, "status": r.status, "exit_code": r.exit_code,
                 "summary": r.summary, "alerted": r.alerted,
-            } for r in history.recent(engine, job, runs)],
+            } for r in recent[:runs]],
         }
+    seen = heartbeats.last_seen(engine, heartbeats.SCHEDULER)
+    scheduler = scheduler_verdict(seen[0] if seen else None, now)
+    codes.append(scheduler.exit_code)
     with engine.connect() as connection:
         sync = readers.latest_complete_run(connection)
         unknown = sent_log.unknown_fates(connection)
-    return {"now": format_timestamp(now), "timezone": tz, "jobs": jobs,
+    failing = [code for code in codes if code]
+    return {"now": format_timestamp(now), "timezone": tz, "healthy": not failing,
+            "exit_code": failing[0] if failing else 0, "jobs": jobs,
+            "scheduler": {"state": scheduler.state, "detail": scheduler.detail,
+                          "last_seen": format_timestamp(seen[0]) if seen else None,
+                          "where": seen[1] if seen else None},
             "last_complete_sync": {"run_id": sync.id, "as_of": format_timestamp(sync.as_of)} if sync else None,
             "mail_of_unknown_fate": [{"recipient": e.recipient, "kind": e.kind, "run_id": e.run_id,
                                       "attempted_at": format_timestamp(e.sent_at)} for e in unknown]}
 
 
-def format_status(report: dict[str, Any]) -> str:
-    lines = [f"as of {report['now']} (schedule in {report['timezone']})"]
+def format_status(report: dict[str, Any], width: int = 100) -> str:
+    verdict = "healthy" if report["healthy"] else f"NOT HEALTHY (exit {report['exit_code']})"
+    lines = [f"{verdict}, as of {report['now']} (schedule in {report['timezone']})"]
     sync = report["last_complete_sync"]
     lines.append(f"last complete sync: run {sync['run_id']} as of {sync['as_of']}" if sync else "no complete sync yet")
+    lines.append(f"scheduler: {report['scheduler']['state']}: {report['scheduler']['detail']}")
     for job, info in report["jobs"].items():
-        if not info["available"]:
-            lines.append(f"\n{job}: not available in this version")
-            continue
-        lines.append(f"\n{job}  [{info['schedule']}]  next: {info['next_run_local']} ({info['next_run']})")
+        lines.append(f"\n{job}  [{info['schedule']}]  {info['health'].upper()}: {info['health_detail']}")
+        lines.append(f"  next: {info['next_run_local']} ({info['next_run']})")
         if not info["runs"]:
             lines.append("  no runs yet")
         for run in info["runs"]:
-            summary = (run["summary"] or "")[:90]
-            lines.append(f"  {run['started_at']}  {run['trigger']:<9} {run['status']:<9} "
-                         f"exit {run['exit_code'] if run['exit_code'] is not None else '-':<3} {summary}")
+            head = (f"  {run['started_at']}  {run['trigger']:<9} {run['status']:<9} "
+                    f"exit {run['exit_code'] if run['exit_code'] is not None else '-':<3} ")
+            summary = textwrap.shorten(run["summary"] or "", width=max(20, width - len(head)), placeholder=" …")
+            lines.append(head + summary)
     unknown = report["mail_of_unknown_fate"]
     if unknown:
         lines.append(f"\nmail of unknown fate ({len(unknown)}): {UNKNOWN_HINT}")

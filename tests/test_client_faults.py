@@ -133,3 +133,20 @@ def test_malformed_records_become_data_issues_not_crashes(make_sandbox, make_cli
     assert {r.id for r in listing.records} == live_ids(account) - bad
     issues = [i for page in client.iter_calls(account.now - dt.timedelta(days=120), account.now) for i in page.issues]
     assert len(issues) == 4 and {i.field for i in issues} == {"cost.amount"}
+
+
+def test_each_retry_is_logged_once_with_its_attempt_count_reason_and_wait(caplog):
+    """Against a closed port nothing goes silent: one WARNING per retry, then the failure."""
+    import logging
+
+    from reconcile.errors import RetriesExhausted
+
+    waits: list[float] = []
+    client = TruedyClient(make_http_client("http://127.0.0.1:9", "k"), policy=RetryPolicy(max_attempts=3),
+                          sleep=waits.append)
+    with caplog.at_level(logging.WARNING, logger="reconcile.truedy"), pytest.raises(RetriesExhausted):
+        client.get("agents")
+    lines = [r.getMessage() for r in caplog.records if r.name == "reconcile.truedy"]
+    assert len(lines) == 2 == len(waits)
+    for attempt, (line, wait) in enumerate(zip(lines, waits, strict=True), start=1):
+        assert line == f"GET /agents could not connect (attempt {attempt} of 3); retrying in {wait:.1f} s"

@@ -155,6 +155,6 @@ CONSTRAINTS: dict[str, dict[str, Check]] = {
     "notify": {"owner_metadata_key": anything, "default_recipients": addresses, "finance_recipients": addresses,
                "ops_recipients": addresses, "cc": addresses, "bcc": addresses, "digest_max_rows": positive(10_000)},
     "schedule": {"timezone": timezone, "nightly": cron, "cleanup": cron, "monthly": cron,
-                 "misfire_grace_hours": positive(), "stop_grace_s": positive()},
+                 "misfire_grace_hours": positive(), "overdue_after_hours": positive(24 * 40), "stop_grace_s": positive()},
     "logging": {"format": one_of("text", "json"), "level": one_of("DEBUG", "INFO", "WARNING", "ERROR")},
 }

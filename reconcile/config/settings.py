@@ -79,6 +79,7 @@ class ScheduleSettings:
     cleanup: str
     monthly: str
     misfire_grace_hours: int = 20
+    overdue_after_hours: int = 3
     stop_grace_s: float = 60.0
 
 

@@ -188,6 +188,14 @@ job_runs = Table(
 )
 Index("ix_job_runs_job_slot", job_runs.c.job, job_runs.c.slot)
 
+# Liveness of long-running processes: the scheduler writes its row every HEARTBEAT seconds.
+heartbeats = Table(
+    "heartbeats", metadata,
+    Column("name", String(32), primary_key=True),       # scheduler
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("detail", Text),                             # host and pid
+)
+
 # Invoices (the monthly review). Headers for every invoice the API lists; line items
 # for the periods reviewed. An issued invoice is immutable: a change is an invoice issue.
 invoices = Table(

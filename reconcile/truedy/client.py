@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 import random
 import threading
 import time
@@ -60,6 +61,7 @@ class Identified(Protocol):
 
 T = TypeVar("T", bound=Identified)
 MAX_LISTING_PASSES = 3
+log = logging.getLogger("reconcile.truedy")
 
 
 @dataclass
@@ -163,7 +165,7 @@ class TruedyClient:
             except httpx.TransportError as exc:
                 self.stats.count(None, attempt > 1)
                 if attempt < self.policy.max_attempts and self.policy.should_retry(method, None, exc):
-                    self._backoff(attempt, None, where)
+                    self._backoff(attempt, None, where, describe_transport_error(exc))
                     continue
                 raise RetriesExhausted(
                     f"{where} failed after {attempt} attempt(s): {describe_transport_error(exc)}; "
@@ -178,7 +180,7 @@ class TruedyClient:
                     return orjson.loads(response.content)
                 except orjson.JSONDecodeError:
                     if attempt < self.policy.max_attempts and method == "GET":
-                        self._backoff(attempt, None, where)
+                        self._backoff(attempt, None, where, f"answered {status} with a body that is not JSON")
                         continue
                     raise ContractError(f"{where} answered {status} with a body that is not JSON") from None
             if status in (401, 403):
@@ -189,7 +191,8 @@ class TruedyClient:
             if status == 404 and allow_404:
                 return None
             if attempt < self.policy.max_attempts and self.policy.should_retry(method, status, None):
-                self._backoff(attempt, response.headers, where, rate_limited=status == 429)
+                self._backoff(attempt, response.headers, where, f"answered {status} {error_code(response)}",
+                              rate_limited=status == 429)
                 continue
             if status in self.policy.retry_statuses:
                 raise RetriesExhausted(
@@ -224,10 +227,14 @@ class TruedyClient:
             return
         self.server_date = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
-    def _backoff(self, attempt: int, headers: httpx.Headers | None, where: str, rate_limited: bool = False) -> None:
+    def _backoff(self, attempt: int, headers: httpx.Headers | None, where: str, reason: str,
+                 rate_limited: bool = False) -> None:
+        """Wait before attempt `attempt + 1`, saying so once at WARNING: attempt n of N, why, how long."""
         delay = self.policy.delay_s(attempt, headers, dt.datetime.now(dt.UTC), self._rng)
         if self._deadline is not None and self._monotonic() + delay > self._deadline:
             raise self._past_deadline(where, f"a retry would wait {delay:.0f} s")
+        log.warning("%s %s (attempt %d of %d); retrying in %.1f s", where, reason, attempt,
+                    self.policy.max_attempts, delay)
         if rate_limited:
             self.pacer.hold(delay)  # every thread waits, not only this one
         else:
