@@ -63,6 +63,10 @@ class CleanupOutcome:
     def line(self) -> str:
         return self.lines()[-1]
 
+    def counts(self) -> dict[str, int]:
+        return {"digests": len(self.digests), "sent": len(self.sent), "already_sent": len(self.skipped),
+                "failed": len(self.failed), "unknown_fate": len(self.unknown)}
+
     def raise_for_failures(self) -> None:
         if self.failed:
             raise DeliveryError(f"{len(self.failed)} of {len(self.digests)} digest(s) failed "

@@ -8,6 +8,7 @@ Exit codes: 0 done (findings are not failures), 2 bad usage or configuration,
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,22 +19,33 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconcile import __version__
 from reconcile.config import SANDBOX_API_KEY, Settings, load_settings
 from reconcile.errors import ReconcileError
-from reconcile.jobs.logs import redact, register_secrets, setup_logging
+from reconcile.jobs.logs import json_line, redact, register_secrets, setup_logging
 from reconcile.redaction import safe_line
 
 
 class Context:
     """Settings loaded once per invocation, lazily, so `--help` never needs a valid config."""
 
-    def __init__(self, config_path: str | None, log_format: str | None) -> None:
+    def __init__(self, config_path: str | None, log_format: str | None, config_flag: str = "--config") -> None:
         self.config_path = config_path
+        self.config_flag = config_flag  # where the path came from: the flag or RECONCILE_CONFIG
         self.log_format = log_format
         self._settings: Settings | None = None
 
     @property
+    def json(self) -> bool:
+        """Whether output is JSON lines (--log-format json, or logging.format once the settings are read)."""
+        chosen = self.log_format or (self._settings.log_format if self._settings else "text")
+        return chosen == "json"
+
+    def say(self, line: str, **fields: Any) -> None:
+        """A command's result on stdout: the line for people, or one JSON line with its fields."""
+        click.echo(json_line(line, event="summary", **fields) if self.json else line)
+
+    @property
     def settings(self) -> Settings:
         if self._settings is None:
-            settings = load_settings(config_path=self.config_path)
+            settings = load_settings(config_path=self.config_path, config_flag=self.config_flag)
             register_secrets([settings.truedy.api_key.reveal(), settings.mail.smtp_password.reveal()])
             setup_logging(self.log_format or settings.log_format, settings.log_level)
             self._settings = settings
@@ -48,17 +60,14 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ReconcileError as exc:
-            click.echo(f"reconcile: {safe_line(str(exc))}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(safe_line(str(exc)), exc.exit_code)
         except SQLAlchemyError as exc:  # a database fault no layer below classified: still exit 4, one line
             from reconcile.store.database import database_error
 
             error = database_error(exc, f"running `{click.get_current_context().command_path}`")
-            click.echo(f"reconcile: {error}", err=True)
-            sys.exit(error.exit_code)
+            _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
-            click.echo("reconcile: interrupted; nothing was committed by the unfinished step", err=True)
-            sys.exit(130)
+            _fail("interrupted; nothing was committed by the unfinished step", 130)
         except Exception as exc:  # the last resort: one line, no traceback, no secret
             click.echo(
                 f"reconcile: unexpected error ({type(exc).__name__}: {safe_line(str(exc), 300)}); "
@@ -76,6 +85,17 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _fail(message: str, code: int) -> None:
+    """The one line a failure prints on stderr (a JSON line when the output is JSON), then the exit code."""
+    context = click.get_current_context(silent=True)
+    obj = context.find_object(Context) if context else None
+    if obj is not None and obj.json:
+        click.echo(json_line(f"reconcile: {message}", level=logging.ERROR, exit_code=code), err=True)
+    else:
+        click.echo(f"reconcile: {message}", err=True)
+    sys.exit(code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="reconcile", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", envvar="RECONCILE_CONFIG", type=click.Path(dir_okay=False),
@@ -85,7 +105,9 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, log_format: str | None) -> None:
     """Find the Truedy phone numbers that cost money and do nothing, and prove it."""
-    ctx.obj = Context(config_path, log_format)
+    source = ctx.get_parameter_source("config_path")
+    flag = "RECONCILE_CONFIG" if source == click.core.ParameterSource.ENVIRONMENT else "--config"
+    ctx.obj = Context(config_path, log_format, flag)
 
 
 @cli.command()
@@ -103,7 +125,8 @@ def sync(ctx: Context, as_of: str | None) -> None:
     engine = open_store(settings)
     with exclusive_run(engine), make_client(settings) as client:
         summary = run_sync(client, engine, clock=clock, options=sync_options(settings), progress=progress_for())
-    click.echo(summary.line())
+    ctx.say(summary.line(), counts={"calls_added": summary.calls_added, "versions_opened": summary.versions_opened,
+                                    "data_issues": summary.data_issues})
 
 
 def _clock(as_of: str | None) -> Callable[[], Any]:
@@ -143,7 +166,7 @@ def report_nightly_command(ctx: Context, as_of: str | None, out_dir: str | None)
     engine = open_store(ctx.settings)
     with exclusive_run(engine):
         outcome = report_nightly(ctx.settings, engine, at, Path(out_dir) if out_dir else None)
-    click.echo(outcome.line())
+    ctx.say(outcome.line(), counts=outcome.counts())
 
 
 @report.command("monthly")
@@ -171,7 +194,7 @@ def report_monthly_command(ctx: Context, period: str, out_dir: str | None, offli
     with exclusive_run(engine):
         outcome = report_monthly(ctx.settings, engine, month, system_clock, Path(out_dir) if out_dir else None,
                                  fetch=not offline)
-    click.echo(outcome.line())
+    ctx.say(outcome.line(), counts=outcome.counts())
 
 
 @cli.group()
@@ -199,7 +222,8 @@ def _run_job(ctx: Context, job: str, trigger: str | None, as_of: str | None = No
                                          "monthly": functools.partial(run_monthly, resend_unknown=True)}
     jobs = {**JOBS, job: resending[job]} if resend_unknown else None
     result = execute_job(ctx.settings, job, trigger, clock=_clock(as_of), jobs=jobs)
-    click.echo(result.summary)
+    if not ctx.json:  # in JSON the runner's own line (with the run's fields) is the summary
+        click.echo(result.summary)
 
 
 @run.command("nightly")
@@ -235,7 +259,7 @@ def notify() -> None:
 @fail_cleanly
 def notify_cleanup(ctx: Context, dry_run: bool, resend_unknown: bool) -> None:
     """One cleanup digest per recipient for the newest complete run (never twice)."""
-    _cleanup(ctx.settings, dry_run, resend_unknown)
+    _cleanup(ctx, dry_run, resend_unknown)
 
 
 @run.command("cleanup")
@@ -248,7 +272,8 @@ def run_cleanup_command(ctx: Context, trigger: str | None, resend_unknown: bool)
     _run_job(ctx, "cleanup", trigger, resend_unknown=resend_unknown)
 
 
-def _cleanup(settings: Settings, dry_run: bool, resend_unknown: bool = False) -> None:
+def _cleanup(ctx: Context, dry_run: bool, resend_unknown: bool = False) -> None:
+    settings = ctx.settings
     from reconcile.jobs.cleanup import run_cleanup
     from reconcile.jobs.runtime import exclusive_run, open_store
 
@@ -256,7 +281,7 @@ def _cleanup(settings: Settings, dry_run: bool, resend_unknown: bool = False) ->
     with exclusive_run(engine):
         outcome = run_cleanup(settings, engine, dry_run=dry_run, resend_unknown=resend_unknown)
     for line in outcome.lines():
-        click.echo(line)
+        ctx.say(line)
     outcome.raise_for_failures()
 
 
@@ -287,7 +312,10 @@ def status(ctx: Context, as_json: bool) -> None:
     from reconcile.jobs.status import collect_status, format_status
 
     report = collect_status(ctx.settings, open_store(ctx.settings))
-    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+    if as_json or ctx.json:
+        click.echo(json.dumps(report, indent=None if ctx.json else 2))
+    else:
+        click.echo(format_status(report))
     sys.exit(report["exit_code"])
 
 
@@ -325,9 +353,9 @@ def db_upgrade(ctx: Context) -> None:
     before, after = upgrade(engine)
     where = redact(ctx.settings.database_url)
     if before == after:
-        click.echo(f"database {where} is up to date (schema {after})")
+        ctx.say(f"database {where} is up to date (schema {after})")
     else:
-        click.echo(f"database {where} upgraded from {before or 'empty'} to schema {after}")
+        ctx.say(f"database {where} upgraded from {before or 'empty'} to schema {after}")
 
 
 @cli.group()

@@ -45,6 +45,10 @@ class MonthlyOutcome:
                   f"{self.files.directory}{mailed}")
         return f"{self.invoices.line()}; {review}" if self.invoices else review
 
+    def counts(self) -> dict[str, int]:
+        return {"findings": len(self.review.reconciliation.findings), "invoices": len(self.review.invoices),
+                "sent": len(self.sent), "failed": len(self.failed)}
+
     def raise_for_failures(self) -> None:
         """A review that was not mailed raised already (see `send_review`)."""
 
@@ -65,7 +69,6 @@ def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Cl
     if fetch:
         with make_client(settings) as client:
             synced = run_invoice_sync(client, engine, (period,), clock=clock, progress=progress or progress_for())
-        log.info(synced.line())
     review = build_monthly(settings, engine, period, now)
     files = render_monthly(review, out_dir or default_out_dir(settings, period))
     return MonthlyOutcome(synced, review, files)

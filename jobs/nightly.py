@@ -39,6 +39,13 @@ class NightlyOutcome:
     def line(self) -> str:
         return f"{self.sync.line()}; {self.report_line()}" if self.sync else self.report_line()
 
+    def counts(self) -> dict[str, int]:
+        sync = self.sync
+        return {"numbers": self.summary.owned, "flagged": self.summary.flagged,
+                **({"versions_opened": sync.versions_opened, "versions_closed": sync.versions_closed,
+                    "calls_added": sync.calls_added, "data_issues": sync.data_issues, "requests": sync.requests}
+                   if sync else {})}
+
     def raise_for_failures(self) -> None:
         """A nightly that returned did all its work."""
 
@@ -60,7 +67,6 @@ def run_nightly(settings: Settings, engine: Engine, clock: Clock, progress: Prog
     """The whole nightly job: sync, then the report as of the sync. The caller holds the run lock."""
     with make_client(settings) as client:
         sync = run_sync(client, engine, clock=clock, options=sync_options(settings), progress=progress or progress_for())
-    log.info(sync.line())
     outcome = report_nightly(settings, engine, None, out_dir)
     outcome.sync = sync
     return outcome

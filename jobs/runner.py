@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -21,6 +22,7 @@ from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.errors import DeliveryError, LockedError, ReconcileError, StoreError, describe
 from reconcile.jobs.cleanup import run_cleanup
+from reconcile.jobs.logs import job_fields
 from reconcile.jobs.monthly import run_monthly
 from reconcile.jobs.nightly import run_nightly
 from reconcile.jobs.runtime import open_store
@@ -41,6 +43,8 @@ class Outcome(Protocol):
     """What a job returns: one line for the job history, and whether part of it failed."""
 
     def line(self) -> str: ...
+
+    def counts(self) -> dict[str, int]: ...
 
     def raise_for_failures(self) -> None: ...
 
@@ -75,7 +79,8 @@ def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = syste
     jobs = jobs or JOBS
     engine = engine or open_store(settings)
     now = clock()
-    slot = slot or current_slot(settings, job, now)
+    if trigger != "manual":  # a manual run is recorded at its own time, under no slot
+        slot = slot or current_slot(settings, job, now)
     lock = RunLock(engine)
     try:
         lock.acquire()
@@ -90,30 +95,43 @@ def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = syste
         if abandoned:
             log.warning("marked %d earlier job run(s) abandoned: they ended before finishing", abandoned)
         if trigger == "scheduler" and slot and _history(history.ran_for_slot, engine, job, slot):
+            log.info("%s: already ran for slot %s", job, slot, extra={"job": job, "slot": slot, "phase": "skipped"})
             return JobResult(job, "skipped", 0, f"already ran for slot {slot}", slot)
         run_id = _history(history.start, engine, job, trigger, slot, now)
-        log.info("%s: started (%s, slot %s)", job, trigger, slot)
-        try:
-            outcome = jobs[job](settings, engine, clock)
-            outcome.raise_for_failures()
-            summary = outcome.line()
-        except BaseException as exc:
-            error = database_error(exc, f"the {job} job") if isinstance(exc, SQLAlchemyError) else exc
-            code = error.exit_code if isinstance(error, ReconcileError) else (1 if isinstance(exc, Exception) else 130)
-            line = safe_line(describe(error), 500)
-            try:
-                _history(history.finish, engine, run_id, "failed", code, line, clock())
-            except StoreError as store_error:  # the store itself is failing: say so, keep the job's own error
-                log.error("%s: %s", job, store_error)
-            log.error("%s: failed (exit %d): %s", job, code, line)
-            if isinstance(exc, Exception):
-                _alert(settings, engine, run_id, job, trigger, slot, now, code, line, transport)
-            raise
-        _history(history.finish, engine, run_id, "succeeded", 0, safe_line(summary, 2000), clock())
-        log.info("%s: succeeded: %s", job, summary)
-        return JobResult(job, "succeeded", 0, summary, slot)
+        with job_fields(job=job, run_id=run_id, slot=slot, trigger=trigger):
+            return _run(settings, engine, job, trigger, slot, run_id, now, clock, transport, jobs[job])
     finally:
         lock.release()
+
+
+def _run(settings: Settings, engine: Engine, job: str, trigger: str, slot: str | None, run_id: int,
+         now: dt.datetime, clock: Clock, transport: Transport | None, function: JobFunction) -> JobResult:
+    """One recorded run: the job, its history row, its one log line of outcome, its alert."""
+    log.info("%s: started (%s%s)", job, trigger, f", slot {slot}" if slot else "", extra={"phase": "started"})
+    started = time.monotonic()
+    try:
+        outcome = function(settings, engine, clock)
+        outcome.raise_for_failures()
+        summary = outcome.line()
+    except BaseException as exc:
+        error = database_error(exc, f"the {job} job") if isinstance(exc, SQLAlchemyError) else exc
+        code = error.exit_code if isinstance(error, ReconcileError) else (1 if isinstance(exc, Exception) else 130)
+        line = safe_line(describe(error), 500)
+        try:
+            _history(history.finish, engine, run_id, "failed", code, line, clock())
+        except StoreError as store_error:  # the store itself is failing: say so, keep the job's own error
+            log.error("%s: %s", job, store_error)
+        log.error("%s: failed (exit %d): %s", job, code, line, extra={
+            "phase": "finished", "status": "failed", "exit_code": code,
+            "duration_s": round(time.monotonic() - started, 3)})
+        if isinstance(exc, Exception):
+            _alert(settings, engine, run_id, job, trigger, slot, now, code, line, transport)
+        raise
+    _history(history.finish, engine, run_id, "succeeded", 0, safe_line(summary, 2000), clock())
+    log.info("%s: succeeded: %s", job, summary, extra={
+        "phase": "finished", "status": "succeeded", "exit_code": 0,
+        "duration_s": round(time.monotonic() - started, 3), "counts": outcome.counts()})
+    return JobResult(job, "succeeded", 0, summary, slot)
 
 
 def _history(write: Callable[..., T], *args: object) -> T:

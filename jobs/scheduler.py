@@ -74,8 +74,8 @@ class JobScheduler:
             return False
         self.idle.clear()
         try:
-            result = self.execute(self.settings, job, "scheduler", clock=self.clock, slot=slot, engine=self.engine)
-            log.info("%s: %s (%s)", job, result.status, result.summary)
+            self.execute(self.settings, job, "scheduler", clock=self.clock, slot=slot, engine=self.engine)
+            # the runner logged the outcome, once
         except ReconcileError:
             pass  # recorded and alerted by the runner; the scheduler goes on
         except Exception:

@@ -97,6 +97,14 @@ class TerminalProgress(LogProgress):
             self._name = None
 
 
+_terminal = {"allowed": True}
+
+
+def allow_terminal(allowed: bool) -> None:
+    """Whether a progress line may be drawn on a terminal (not when the logs are JSON)."""
+    _terminal["allowed"] = allowed
+
+
 def progress_for(stream: IO[str] | None = None) -> Progress:
     stream = stream or sys.stderr
-    return TerminalProgress(stream) if stream.isatty() else LogProgress()
+    return TerminalProgress(stream) if _terminal["allowed"] and stream.isatty() else LogProgress()

@@ -38,9 +38,10 @@ ENV_KEYS = {  # environment variable -> the key it sets (the environment wins ov
 
 
 def load_settings(
-    environ: dict[str, str] | None = None, config_path: str | os.PathLike[str] | None = None
+    environ: dict[str, str] | None = None, config_path: str | os.PathLike[str] | None = None,
+    config_flag: str = "--config",
 ) -> Settings:
-    """Read the defaults, the RECONCILE_CONFIG file (or `config_path`) and the environment."""
+    """Read the defaults, the RECONCILE_CONFIG file (or `config_path`, given as `config_flag`) and the environment."""
     env = dict(os.environ if environ is None else environ)
     defaults = _read_toml(DEFAULT_CONFIG)
     merged = _copy_tables(defaults)
@@ -50,7 +51,8 @@ def load_settings(
     if path:
         user_file = Path(path)
         if not user_file.is_file():
-            raise ConfigError(f"RECONCILE_CONFIG names {user_file}, which is not a readable file")
+            named_by = config_flag if config_path else "RECONCILE_CONFIG"
+            raise ConfigError(f"{named_by} names {user_file}, which is not a readable file")
         layer = _read_toml(user_file)
         _overlay(merged, layer, defaults, str(user_file), origin)
         sources.append(str(user_file))
