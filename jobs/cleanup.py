@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 from sqlalchemy import Engine
 
-from reconcile.analysis.digests import Digest, build_digests, route
+from reconcile.analysis.digests import UNROUTED_HINT, Digest, build_digests, unrouted_line
 from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT, DeliveryOutcome, deliver_once
@@ -18,7 +18,7 @@ from reconcile.errors import DeliveryError
 from reconcile.mail import Attachment, Transport, build_message, message_id_for, transport_for
 from reconcile.money import format_amount
 from reconcile.reports.digest import render_digest
-from reconcile.review.nightly import evaluate_run
+from reconcile.review.nightly import evaluate_run, phones, routing_of
 from reconcile.store import digests as sent_log
 
 log = logging.getLogger("reconcile.cleanup")
@@ -34,6 +34,7 @@ class CleanupOutcome:
     failed: dict[str, str] = field(default_factory=dict)    # recipient -> why
     unknown: list[str] = field(default_factory=list)        # an earlier attempt's fate is unknown: not resent
     bad_owner_values: int = 0
+    unrouted: list[str] = field(default_factory=list)       # flagged numbers no digest reaches (phone numbers)
 
     def lines(self) -> list[str]:
         out = []
@@ -51,6 +52,8 @@ class CleanupOutcome:
                 state = f"FAILED: {self.failed.get(digest.recipient, '?')}"
             out.append(f"{digest.recipient} ({'+'.join(digest.roles)}): {digest.count} numbers, "
                        f"{len(digest.new_ids)} new, {money} a month: {state}")
+        if self.unrouted:
+            out.append(unrouted_line(self.unrouted))
         if self.bad_owner_values:
             out.append(f"{self.bad_owner_values} owner value(s) in agent metadata are not e-mail addresses; "
                        "their numbers went to the default recipients")
@@ -65,7 +68,7 @@ class CleanupOutcome:
 
     def counts(self) -> dict[str, int]:
         return {"digests": len(self.digests), "sent": len(self.sent), "already_sent": len(self.skipped),
-                "failed": len(self.failed), "unknown_fate": len(self.unknown)}
+                "failed": len(self.failed), "unknown_fate": len(self.unknown), "unrouted": len(self.unrouted)}
 
     def raise_for_failures(self) -> None:
         if self.failed:
@@ -81,11 +84,12 @@ def run_cleanup(settings: Settings, engine: Engine, clock: Clock = system_clock,
     result, run_id = evaluation.result, evaluation.run.id
     with engine.connect() as connection:
         previous = sent_log.previous_numbers(connection, run_id)
-    notify = settings.notify
-    routing = route(result.flagged, evaluation.agents, notify.owner_metadata_key, notify.default_recipients,
-                    notify.finance_recipients)
+    routing = routing_of(settings, evaluation)
     digests = build_digests(result.flagged, routing, previous)
-    outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values)
+    outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values,
+                             unrouted=phones(result.flagged, routing.unrouted))
+    if outcome.unrouted:
+        log.warning("%d flagged number(s) reach nobody: %s", len(outcome.unrouted), UNROUTED_HINT)
     if dry_run:
         return outcome
     transport = transport or transport_for(settings.mail)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from reconcile.analysis.digests import unrouted_line
 from reconcile.analysis.flags import FlagResult
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import Clock
@@ -33,15 +34,16 @@ class NightlyOutcome:
     def report_line(self) -> str:
         s = self.summary
         savings = ", ".join(format_money(t.amount, t.currency) for t in s.savings) or "nothing"
+        unrouted = f"; {unrouted_line(s.unrouted, shown=3)}" if s.unrouted else ""
         return (f"nightly report as of {s.as_of:%Y-%m-%d %H:%M}Z: {s.owned:,} numbers, {s.flagged:,} flagged "
-                f"(saving {savings} a month), written to {self.files.directory}")
+                f"(saving {savings} a month), written to {self.files.directory}{unrouted}")
 
     def line(self) -> str:
         return f"{self.sync.line()}; {self.report_line()}" if self.sync else self.report_line()
 
     def counts(self) -> dict[str, int]:
         sync = self.sync
-        return {"numbers": self.summary.owned, "flagged": self.summary.flagged,
+        return {"numbers": self.summary.owned, "flagged": self.summary.flagged, "unrouted": len(self.summary.unrouted),
                 **({"versions_opened": sync.versions_opened, "versions_closed": sync.versions_closed,
                     "calls_added": sync.calls_added, "data_issues": sync.data_issues, "requests": sync.requests}
                    if sync else {})}

@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from reconcile.analysis.digests import unrouted_line
 from reconcile.clock import format_timestamp, system_clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT
 from reconcile.health import job_verdict, scheduler_verdict
 from reconcile.jobs.runner import JOBS, schedule_of
+from reconcile.review.nightly import unrouted_now
 from reconcile.schedule import next_fire
 from reconcile.store import digests as sent_log
 from reconcile.store import heartbeats, readers
@@ -54,6 +56,7 @@ def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None =
     with engine.connect() as connection:
         sync = readers.latest_complete_run(connection)
         unknown = sent_log.unknown_fates(connection)
+    unrouted = unrouted_now(engine)
     failing = [code for code in codes if code]
     return {"now": format_timestamp(now), "timezone": tz, "healthy": not failing,
             "exit_code": failing[0] if failing else 0, "jobs": jobs,
@@ -61,6 +64,8 @@ def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None =
                           "last_seen": format_timestamp(seen[0]) if seen else None,
                           "where": seen[1] if seen else None},
             "last_complete_sync": {"run_id": sync.id, "as_of": format_timestamp(sync.as_of)} if sync else None,
+            "unrouted_flagged": {"run_id": unrouted[0], "count": len(unrouted[1]), "numbers": unrouted[1]}
+            if unrouted and unrouted[1] else None,
             "mail_of_unknown_fate": [{"recipient": e.recipient, "kind": e.kind, "run_id": e.run_id,
                                       "attempted_at": format_timestamp(e.sent_at)} for e in unknown]}
 
@@ -71,6 +76,8 @@ def format_status(report: dict[str, Any], width: int = 100) -> str:
     sync = report["last_complete_sync"]
     lines.append(f"last complete sync: run {sync['run_id']} as of {sync['as_of']}" if sync else "no complete sync yet")
     lines.append(f"scheduler: {report['scheduler']['state']}: {report['scheduler']['detail']}")
+    if unrouted := report["unrouted_flagged"]:
+        lines.append(f"as of sync run {unrouted['run_id']}, {unrouted_line(unrouted['numbers'], shown=5)}")
     for job, info in report["jobs"].items():
         lines.append(f"\n{job}  [{info['schedule']}]  {info['health'].upper()}: {info['health_detail']}")
         lines.append(f"  next: {info['next_run_local']} ({info['next_run']})")

@@ -264,3 +264,30 @@ def test_a_deferred_recipient_is_retried_through_the_one_retry_policy(smtp, tmp_
     assert len(waits) == 1 and 0 <= waits[0] <= transport.policy.backoff_base_s
     assert waits[0] == random.Random(3).uniform(0, transport.policy.backoff_base_s), "the policy's full jitter"
     assert "(attempt 1 of 2); retrying in" in caplog.text
+
+
+def test_flagged_numbers_that_reach_nobody_are_named_everywhere(synced, smtp, tmp_path):
+    """No default recipient: the numbers without an owner are named in the dry run, the run's output,
+    the nightly page and status, with the setting that fixes it; never a silent success."""
+    from reconcile.jobs.nightly import report_nightly
+    from reconcile.jobs.status import collect_status, format_status
+
+    base = mail_settings(tmp_path, smtp, default_recipients=())
+    settings = dataclasses.replace(base, reports_dir=tmp_path / "reports")
+    dry = run_cleanup(settings, synced, dry_run=True)
+    assert dry.unrouted and all(phone.startswith("+") for phone in dry.unrouted)
+    warning = next(line for line in dry.lines() if "reach nobody" in line)
+    assert warning.startswith(f"{len(dry.unrouted)} flagged number(s) reach nobody ({dry.unrouted[0]}")
+    assert "notify.default_recipients" in warning
+    owners_only = {n for d in dry.digests if "owner" in d.roles for n in d.rows["phone_number"]}
+    assert not owners_only & set(dry.unrouted), "an owned number is routed"
+    outcome = report_nightly(settings, synced, out_dir=tmp_path / "night")
+    assert sorted(outcome.summary.unrouted) == sorted(dry.unrouted)
+    assert "reach nobody" in outcome.line() and outcome.counts()["unrouted"] == len(dry.unrouted)
+    page = (tmp_path / "night" / "nightly.html").read_text(encoding="utf-8")
+    assert 'id="unrouted"' in page and dry.unrouted[0] in page and "notify.default_recipients" in page
+    report = collect_status(settings, synced)
+    assert report["unrouted_flagged"]["count"] == len(dry.unrouted)
+    assert "reach nobody" in format_status(report)
+    routed = mail_settings(tmp_path, smtp)  # with a default recipient, nothing is unrouted
+    assert run_cleanup(routed, synced, dry_run=True).unrouted == []

@@ -3,7 +3,8 @@
 Routing: a number goes to the owners of its agents (the agent metadata key from
 config, e.g. `owner`), when that value is a plain e-mail address; a number with no
 such owner goes to every default recipient; finance recipients get every flagged
-number. A recipient in several roles gets one digest with the union.
+number. A recipient in several roles gets one digest with the union. A number with no
+owner while there is no default recipient is unrouted: it is named, never dropped silently.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class Routing:
     numbers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # recipient -> number ids
     roles: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))    # recipient -> roles
     bad_owner_values: int = 0
+    unrouted: list[str] = field(default_factory=list)  # flagged numbers no owner and no default recipient gets
+
+
+UNROUTED_HINT = ("no owner in their agents' metadata and notify.default_recipients is empty: set "
+                 "notify.default_recipients (or an owner on the agents) so that someone is told")
 
 
 @dataclass
@@ -65,10 +71,18 @@ def route(flagged: pd.DataFrame, agents: pd.DataFrame, owner_key: str, default_r
             for recipient in defaults:
                 routing.numbers[recipient].add(number_id)
                 routing.roles[recipient].add("default")
+            if not defaults:
+                routing.unrouted.append(number_id)
     for recipient in finance_recipients:
         routing.numbers[recipient].update(flagged["number_id"])
         routing.roles[recipient].add("finance")
     return routing
+
+
+def unrouted_line(numbers: list[str], shown: int = 10) -> str:
+    """The flagged numbers no digest reaches, named (the first `shown`), with the setting that fixes it."""
+    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
+    return f"{len(numbers)} flagged number(s) reach nobody ({', '.join(numbers[:shown])}{more}): {UNROUTED_HINT}"
 
 
 def build_digests(flagged: pd.DataFrame, routing: Routing, previous: Mapping[str, set[str]]) -> list[Digest]:

@@ -70,6 +70,7 @@ class NightlySummary:
     by_country: pd.DataFrame
     trend: pd.DataFrame
     realised: list[CurrencyTotal] = field(default_factory=list)
+    unrouted: list[str] = field(default_factory=list)   # phone numbers of flagged numbers no digest reaches
 
 
 def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events: pd.DataFrame,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from reconcile.analysis.digests import Routing, route
 from reconcile.analysis.flags import FlagResult, evaluate_flags
 from reconcile.analysis.history import plan_streaks
 from reconcile.analysis.nightly import NightlySummary, changes_between, summarise
@@ -19,8 +21,10 @@ from reconcile.errors import StoreError
 from reconcile.store import flags as flag_store
 from reconcile.store import readers
 from reconcile.store.readers import SyncRun
+from reconcile.store.writer import get_state, set_state
 
 TREND_RUNS = 90
+UNROUTED = "unrouted_flagged"  # sync_state: the newest run's flagged numbers that no digest reaches
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Evaluation:
     inventory: pd.DataFrame
     agents: pd.DataFrame
     result: FlagResult
+    newest: bool = False  # the newest complete run: what the store says now
 
 
 def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
@@ -58,7 +63,20 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
         with engine.begin() as connection:
             plan = plan_streaks(flag_store.open_streaks(connection), result.inventory, settings.flags)
             flag_store.record_streaks(connection, plan, run.id, run.as_of)
-    return Evaluation(run, at, inventory, agents, result)
+    return Evaluation(run, at, inventory, agents, result, newest=newest is not None and run.id == newest.id)
+
+
+def routing_of(settings: Settings, evaluation: Evaluation) -> Routing:
+    """Who gets which flagged numbers of the evaluation (see `reconcile.analysis.digests.route`)."""
+    notify = settings.notify
+    return route(evaluation.result.flagged, evaluation.agents, notify.owner_metadata_key, notify.default_recipients,
+                 notify.finance_recipients)
+
+
+def phones(flagged: pd.DataFrame, number_ids: list[str]) -> list[str]:
+    """The phone numbers of some flagged numbers, in the order given."""
+    by_id = dict(zip(flagged["number_id"], flagged["phone_number"], strict=True))
+    return [str(by_id.get(number_id) or number_id) for number_id in number_ids]
 
 
 def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
@@ -78,7 +96,21 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
                               previous_run.id if previous_run else None)
     summary = summarise(evaluation.result, run.id, previous_run.as_of if previous_run else None, changes,
                         evaluation.agents, issues, trend, realised)
+    summary.unrouted = phones(evaluation.result.flagged, routing_of(settings, evaluation).unrouted)
+    if record_history and evaluation.newest:
+        with engine.begin() as connection:
+            set_state(connection, UNROUTED, json.dumps({"run_id": run.id, "numbers": summary.unrouted}), run.id)
     return summary, evaluation.result
+
+
+def unrouted_now(engine: Engine) -> tuple[int, list[str]] | None:
+    """The newest evaluated run's flagged numbers that no digest reaches: (run id, phone numbers)."""
+    with engine.connect() as connection:
+        value = get_state(connection, UNROUTED)
+    if not value:
+        return None
+    stored = json.loads(value)
+    return int(stored["run_id"]), [str(n) for n in stored["numbers"]]
 
 
 def _trend(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
