@@ -46,7 +46,8 @@ class Context:
     def settings(self) -> Settings:
         if self._settings is None:
             settings = load_settings(config_path=self.config_path, config_flag=self.config_flag)
-            register_secrets([settings.truedy.api_key.reveal(), settings.mail.smtp_password.reveal()])
+            register_secrets([settings.truedy.api_key.reveal(), settings.mail.smtp_password.reveal(),
+                              settings.notify.webhook_url.reveal()])
             setup_logging(self.log_format or settings.log_format, settings.log_level)
             self._settings = settings
         return self._settings

@@ -14,7 +14,8 @@ from reconcile.analysis.flags import FlagResult
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import Clock
 from reconcile.config import Settings
-from reconcile.jobs.runtime import make_client, sync_options
+from reconcile.errors import DeliveryError
+from reconcile.jobs.runtime import make_client, sync_options, webhook_for
 from reconcile.money import format_money
 from reconcile.progress import Progress, progress_for
 from reconcile.reports.nightly import NightlyFiles, render_nightly
@@ -71,4 +72,20 @@ def run_nightly(settings: Settings, engine: Engine, clock: Clock, progress: Prog
         sync = run_sync(client, engine, clock=clock, options=sync_options(settings), progress=progress or progress_for())
     outcome = report_nightly(settings, engine, None, out_dir)
     outcome.sync = sync
+    if settings.notify.webhook_headlines:
+        announce(settings, f"reconcile nightly: {outcome.report_line()}")
     return outcome
+
+
+def announce(settings: Settings, text: str) -> None:
+    """Post a headline to the webhook; a failure to post is logged, never a failed night."""
+    hook = webhook_for(settings)
+    if hook is None:
+        log.warning("notify.webhook_headlines is on but no webhook URL is set")
+        return
+    try:
+        hook.post(text)
+    except DeliveryError as exc:
+        log.warning("the nightly headline was not posted: %s", exc)
+    finally:
+        hook.close()

@@ -25,7 +25,7 @@ from reconcile.jobs.cleanup import run_cleanup
 from reconcile.jobs.logs import job_fields
 from reconcile.jobs.monthly import run_monthly
 from reconcile.jobs.nightly import run_nightly
-from reconcile.jobs.runtime import open_store
+from reconcile.jobs.runtime import open_store, webhook_for
 from reconcile.mail import Transport, build_message, message_id_for, transport_for
 from reconcile.redaction import safe_line
 from reconcile.reports.alert import render_alert
@@ -144,9 +144,11 @@ def _history(write: Callable[..., T], *args: object) -> T:
 
 def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: str, slot: str | None,
            started: dt.datetime, code: int, line: str, transport: Transport | None) -> None:
+    """One alert per failed slot: a mail to the ops recipients and a post to the webhook, whichever are set."""
     recipients = list(settings.notify.ops_recipients)
-    if not recipients:
-        log.warning("%s failed but notify.ops_recipients is empty: no alert sent", job)
+    hook = webhook_for(settings)
+    if not recipients and hook is None:
+        log.warning("%s failed but neither notify.ops_recipients nor a webhook is set: no alert sent", job)
         return
     try:
         alerted = _history(history.alerted_for_slot, engine, job, slot)
@@ -158,13 +160,26 @@ def _alert(settings: Settings, engine: Engine, run_id: int, job: str, trigger: s
         return
     local = started.astimezone(ZoneInfo(settings.schedule.timezone)).strftime("%Y-%m-%d %H:%M %Z")
     content = render_alert(job, started, local, slot, code, line, trigger)
-    try:
-        message = build_message(sender=settings.mail.from_address, to=recipients, subject=content.subject,
-                                text=content.text, html=content.html, date=started,
-                                message_id=message_id_for("alert", job, slot or str(run_id)))
-        (transport or transport_for(settings.mail)).send(message, recipients)
-    except (DeliveryError, ValueError) as exc:
-        log.error("%s: the failure alert could not be sent: %s", job, exc)
+    delivered = []
+    if recipients:
+        try:
+            message = build_message(sender=settings.mail.from_address, to=recipients, subject=content.subject,
+                                    text=content.text, html=content.html, date=started,
+                                    message_id=message_id_for("alert", job, slot or str(run_id)))
+            (transport or transport_for(settings.mail)).send(message, recipients)
+            delivered.append("mail")
+        except (DeliveryError, ValueError) as exc:
+            log.error("%s: the failure alert could not be mailed: %s", job, exc)
+    if hook is not None:
+        try:
+            hook.post(f"{content.subject}\n{line}\nstarted {local} by {trigger}"
+                      + (f" for the slot {slot}" if slot else "") + "; `reconcile status` shows the history")
+            delivered.append("webhook")
+        except DeliveryError as exc:
+            log.error("%s: the failure alert could not be posted: %s", job, exc)
+        finally:
+            hook.close()
+    if not delivered:
         return
     try:
         _history(history.mark_alerted, engine, run_id)

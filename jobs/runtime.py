@@ -14,6 +14,7 @@ from reconcile.store.database import check_schema, open_engine
 from reconcile.store.lock import RunLock
 from reconcile.sync import SyncOptions
 from reconcile.truedy import RetryPolicy, TruedyClient, make_http_client
+from reconcile.webhook import Webhook
 
 
 def open_store(settings: Settings, check: bool = True) -> Engine:
@@ -33,6 +34,12 @@ def make_client(settings: Settings, transport: httpx.BaseTransport | None = None
                          backoff_cap_s=t.backoff_cap_s, retry_after_cap_s=t.retry_after_cap_s)
     return TruedyClient(http, policy=policy, max_concurrency=t.max_concurrency, page_size=t.page_size,
                         calls_page_size=t.calls_page_size, deadline_s=t.run_deadline_s)
+
+
+def webhook_for(settings: Settings) -> Webhook | None:
+    """The alert webhook, when notify.webhook_url (or RECONCILE_WEBHOOK_URL) is set."""
+    url = settings.notify.webhook_url.reveal()
+    return Webhook(url, timeout_s=settings.truedy.timeout_s) if url else None
 
 
 def sync_options(settings: Settings) -> SyncOptions:

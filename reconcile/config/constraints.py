@@ -59,6 +59,13 @@ def http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def secret_http_url(value: str) -> str:
+    """Empty, or an http(s) URL; the value is never repeated in the error (it may hold a token)."""
+    if value and not re.match(r"^https?://[^\s/]+", value):
+        raise Invalid("must be an http(s) URL (the value is a secret: not shown)")
+    return value
+
+
 def database_url(value: str) -> str:
     if value and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
         raise Invalid("must start with sqlite:// or postgresql://")
@@ -153,7 +160,8 @@ CONSTRAINTS: dict[str, dict[str, Check]] = {
              "smtp_security": one_of("none", "starttls", "tls"), "smtp_username": anything, "from_address": sender,
              "smtp_timeout_s": positive(), "smtp_max_attempts": positive(20), "smtp_ca_file": anything},
     "notify": {"owner_metadata_key": anything, "default_recipients": addresses, "finance_recipients": addresses,
-               "ops_recipients": addresses, "cc": addresses, "bcc": addresses, "digest_max_rows": positive(10_000)},
+               "ops_recipients": addresses, "cc": addresses, "bcc": addresses, "digest_max_rows": positive(10_000),
+               "webhook_url": secret_http_url, "webhook_headlines": anything},
     "schedule": {"timezone": timezone, "nightly": cron, "cleanup": cron, "monthly": cron,
                  "misfire_grace_hours": positive(), "overdue_after_hours": positive(24 * 40), "stop_grace_s": positive()},
     "logging": {"format": one_of("text", "json"), "level": one_of("DEBUG", "INFO", "WARNING", "ERROR")},

@@ -34,6 +34,7 @@ ENV_KEYS = {  # environment variable -> the key it sets (the environment wins ov
     "TRUEDY_BASE_URL": "truedy.base_url",
     "RECONCILE_DATABASE_URL": "store.database_url",
     "RECONCILE_REPORTS_DIR": "reports.dir",
+    "RECONCILE_WEBHOOK_URL": "notify.webhook_url",
 }
 
 
@@ -173,7 +174,8 @@ def _build(v: dict[str, Any], env: dict[str, str], sources: tuple[str, ...]) -> 
         notify=NotifySettings(
             owner_metadata_key=v["notify.owner_metadata_key"], default_recipients=v["notify.default_recipients"],
             finance_recipients=v["notify.finance_recipients"], ops_recipients=v["notify.ops_recipients"],
-            cc=v["notify.cc"], bcc=v["notify.bcc"], digest_max_rows=int(v["notify.digest_max_rows"])),
+            cc=v["notify.cc"], bcc=v["notify.bcc"], digest_max_rows=int(v["notify.digest_max_rows"]),
+            webhook_url=Secret(v["notify.webhook_url"]), webhook_headlines=bool(v["notify.webhook_headlines"])),
         schedule=ScheduleSettings(
             timezone=v["schedule.timezone"], nightly=v["schedule.nightly"], cleanup=v["schedule.cleanup"],
             monthly=v["schedule.monthly"], misfire_grace_hours=int(v["schedule.misfire_grace_hours"]),

@@ -70,6 +70,8 @@ class NotifySettings:
     cc: tuple[str, ...] = ()
     bcc: tuple[str, ...] = ()
     digest_max_rows: int = 50
+    webhook_url: Secret = Secret("")
+    webhook_headlines: bool = False
 
 
 @dataclass(frozen=True)
