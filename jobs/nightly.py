@@ -46,7 +46,8 @@ class NightlyOutcome:
         sync = self.sync
         return {"numbers": self.summary.owned, "flagged": self.summary.flagged, "unrouted": len(self.summary.unrouted),
                 **({"versions_opened": sync.versions_opened, "versions_closed": sync.versions_closed,
-                    "calls_added": sync.calls_added, "data_issues": sync.data_issues, "requests": sync.requests}
+                    "calls_added": sync.calls_added, "data_issues": sync.data_issues, "requests": sync.requests,
+                    "rate_limited": sync.rate_limited}
                    if sync else {})}
 
     def raise_for_failures(self) -> None:

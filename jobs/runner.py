@@ -27,6 +27,7 @@ from reconcile.jobs.monthly import run_monthly
 from reconcile.jobs.nightly import run_nightly
 from reconcile.jobs.runtime import open_store, webhook_for
 from reconcile.mail import Transport, build_message, message_id_for, transport_for
+from reconcile.metrics import gather, render, write_textfile
 from reconcile.redaction import safe_line
 from reconcile.reports.alert import render_alert
 from reconcile.schedule import latest_slot, slot_key
@@ -99,9 +100,23 @@ def execute_job(settings: Settings, job: str, trigger: str, clock: Clock = syste
             return JobResult(job, "skipped", 0, f"already ran for slot {slot}", slot)
         run_id = _history(history.start, engine, job, trigger, slot, now)
         with job_fields(job=job, run_id=run_id, slot=slot, trigger=trigger):
-            return _run(settings, engine, job, trigger, slot, run_id, now, clock, transport, jobs[job])
+            try:
+                return _run(settings, engine, job, trigger, slot, run_id, now, clock, transport, jobs[job])
+            finally:
+                _metrics(settings, engine, list(jobs))
     finally:
         lock.release()
+
+
+def _metrics(settings: Settings, engine: Engine, jobs: list[str]) -> None:
+    """Rewrite the Prometheus textfile, when configured; a failure to is logged, never the job's."""
+    if settings.metrics_textfile is None:
+        return
+    try:
+        write_textfile(settings.metrics_textfile, render(gather(engine, jobs)))
+    except (OSError, SQLAlchemyError) as exc:
+        log.warning("the metrics file %s was not written: %s", settings.metrics_textfile,
+                    exc.strerror if isinstance(exc, OSError) else database_error(exc, "reading the metrics"))
 
 
 def _run(settings: Settings, engine: Engine, job: str, trigger: str, slot: str | None, run_id: int,

@@ -66,6 +66,7 @@ class SyncSummary:
     calls_added: int = 0
     data_issues: int = 0
     requests: int = 0
+    rate_limited: int = 0     # answers 429
     listing_passes: int = 0
     duration_s: float = 0.0
 
@@ -174,7 +175,7 @@ def run_sync(
             raise StoreError(f"database error during sync run {run_id}: {first_line(exc)}; nothing was committed") from None
         raise
     summary.duration_s = time.monotonic() - started
-    summary.requests = client.stats.requests
+    summary.requests, summary.rate_limited = client.stats.requests, client.stats.by_status[429]
     return summary
 
 
@@ -277,6 +278,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
             summary.data_issues = writer.record_issues(connection, run_id, issues)
             writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
             progress.finish()
+            summary.requests, summary.rate_limited = client.stats.requests, client.stats.by_status[429]
             counts = {k: v for k, v in asdict(summary).items() if k not in ("run_id", "as_of", "duration_s")}
             writer.finish_run(connection, run_id, as_of, counts)
     for issue in issues[:20]:

@@ -164,5 +164,6 @@ CONSTRAINTS: dict[str, dict[str, Check]] = {
                "webhook_url": secret_http_url, "webhook_headlines": anything},
     "schedule": {"timezone": timezone, "nightly": cron, "cleanup": cron, "monthly": cron,
                  "misfire_grace_hours": positive(), "overdue_after_hours": positive(24 * 40), "stop_grace_s": positive()},
+    "metrics": {"textfile": anything},
     "logging": {"format": one_of("text", "json"), "level": one_of("DEBUG", "INFO", "WARNING", "ERROR")},
 }

@@ -181,6 +181,7 @@ def _build(v: dict[str, Any], env: dict[str, str], sources: tuple[str, ...]) -> 
             monthly=v["schedule.monthly"], misfire_grace_hours=int(v["schedule.misfire_grace_hours"]),
             overdue_after_hours=int(v["schedule.overdue_after_hours"]),
             stop_grace_s=float(v["schedule.stop_grace_s"])),
+        metrics_textfile=_project_path(Path(v["metrics.textfile"])) if v["metrics.textfile"] else None,
         log_format=v["logging.format"],
         log_level=v["logging.level"],
         sources=sources,

@@ -98,4 +98,5 @@ class Settings:
     schedule: ScheduleSettings
     log_format: str
     log_level: str
+    metrics_textfile: Path | None = None
     sources: tuple[str, ...] = field(default=())

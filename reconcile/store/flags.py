@@ -53,6 +53,12 @@ def first_flagged_as_of(connection: Connection, run_id: int) -> dict[str, dt.dat
     return dict(connection.execute(query).all())
 
 
+def flagged_by_rule(connection: Connection, run_id: int) -> dict[str, int]:
+    """Flagged numbers per rule at `run_id` (the streaks open then)."""
+    query = (select(flag_history.c.flag, func.count()).where(_open_at(run_id)).group_by(flag_history.c.flag))
+    return {flag: int(count) for flag, count in connection.execute(query)}
+
+
 def streak_events(connection: Connection, run_id: int) -> pd.DataFrame:
     """Streaks that began or ended at `run_id`."""
     query = select(flag_history).where(or_(flag_history.c.first_flagged_run == run_id,
