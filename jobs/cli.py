@@ -321,6 +321,35 @@ def status(ctx: Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.pass_obj
+@fail_cleanly
+def doctor(ctx: Context) -> None:
+    """Check that this install can run its jobs: config, database, API key, mail, folders, scheduler.
+
+    One line per check; exits with the code of the first failure (0 when all pass).
+    """
+    from reconcile.errors import ConfigError
+    from reconcile.jobs.doctor import Check, run_checks
+
+    try:
+        settings = ctx.settings
+    except ConfigError as exc:
+        ctx.say(Check("config", False, str(exc), exc.exit_code).line())
+        ctx.say("doctor: the settings do not load; nothing else was checked")
+        sys.exit(exc.exit_code)
+    checks = run_checks(settings)
+    for check in checks:
+        ctx.say(check.line(), status="ok" if check.passed else "failed")
+    failed = [check for check in checks if not check.passed]
+    if not failed:
+        ctx.say(f"doctor: all {len(checks)} checks passed")
+        return
+    ctx.say(f"doctor: {len(failed)} of {len(checks)} checks failed; exit {failed[0].exit_code} "
+            f"(the first: {failed[0].name})")
+    sys.exit(failed[0].exit_code)
+
+
+@cli.command()
 @click.option("--nights", default=7, show_default=True, type=click.IntRange(1, 60))
 @click.option("--numbers", default=500, show_default=True, type=click.IntRange(10, 200_000))
 @click.option("--seed", default=7, show_default=True, type=int)

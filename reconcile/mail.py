@@ -95,6 +95,10 @@ class Handed:
 class Transport(Protocol):
     def send(self, message: EmailMessage, recipients: Sequence[str]) -> Handed: ...
 
+    def check(self) -> str:
+        """Whether mail could go out now, sending nothing: what was checked; DeliveryError if not."""
+        ...
+
 
 class OutboxTransport:
     """Messages become .eml files in a folder; nothing leaves the machine."""
@@ -116,6 +120,16 @@ class OutboxTransport:
             temporary.unlink(missing_ok=True)
             raise DeliveryError(f"cannot write to the outbox {self.directory}: {exc.strerror}") from None
         return Handed(str(path))
+
+    def check(self) -> str:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            probe = self.directory / ".reconcile-doctor"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to the outbox {self.directory}: {exc.strerror}") from None
+        return f"no SMTP server set: messages go to the outbox {self.directory} (writable)"
 
 
 TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.timeout, ConnectionError)
@@ -161,6 +175,25 @@ class SmtpTransport:
             smtp.close()  # a failed handshake or login must not leak the connection
             raise
         return smtp
+
+    def check(self) -> str:
+        """Connect, secure and log in as for a real message, then QUIT: nothing is sent."""
+        s = self.settings
+        where = f"{s.smtp_host}:{s.smtp_port}"
+        try:
+            smtp = self._connect()
+        except smtplib.SMTPAuthenticationError:
+            raise DeliveryError(f"the mail server {where} refused the login of {s.smtp_username!r}: "
+                                "check mail.smtp_username and RECONCILE_SMTP_PASSWORD") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"the mail server {where} has a certificate we do not trust "
+                                f"({exc.verify_message}): set mail.smtp_ca_file") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"the mail server {where} did not answer as it should "
+                                f"({type(exc).__name__}: {_reply(str(exc))})") from None
+        _quit_quietly(smtp)
+        login = f", logged in as {s.smtp_username!r}" if s.smtp_username else ""
+        return f"{where} answered ({s.smtp_security}{login})"
 
     def send(self, message: EmailMessage, recipients: Sequence[str]) -> Handed:
         s = self.settings
