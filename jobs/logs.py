@@ -91,6 +91,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
         handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
     handler.addFilter(_JobFields())
     allow_terminal(fmt == "text")  # a progress line in place is for people; JSON stays JSON
+    logging.captureWarnings(True)  # a library's warning is a log line too (JSON in JSON)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

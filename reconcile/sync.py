@@ -10,6 +10,7 @@ The caller holds the run lock (`reconcile.store.lock.RunLock`).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import errno
 import logging
@@ -192,8 +193,9 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     # (requests still share the client's workers, connection pool and rate pacer)
     progress.phase("listings")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="listing") as pool:
-        agents_listing = pool.submit(client.list_agents)
-        released_listing = pool.submit(client.list_numbers, "released", stored_fingerprints)
+        agents_listing = pool.submit(contextvars.copy_context().run, client.list_agents)
+        released_listing = pool.submit(contextvars.copy_context().run, client.list_numbers, "released",
+                                       stored_fingerprints)
         live = client.list_numbers(stored_fingerprints=stored_fingerprints)
         released = released_listing.result()
         agents = agents_listing.result()

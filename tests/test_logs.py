@@ -52,6 +52,9 @@ def test_json_logs_are_json_only_with_the_run_s_fields(make_sandbox, tmp_path):
     assert "nightly report as of" in summary["message"]
     started = next(e for e in entries if e.get("phase") == "started")
     assert started["run_id"] == summary["run_id"]
+    night_entries = [json.loads(line) for line in night.stderr.splitlines() if line.strip()]
+    assert night.stdout == "" and all(e.get("run_id") == summary["run_id"] for e in night_entries), \
+        "every line of the run carries its fields, from every thread"
 
 
 def test_a_failure_in_json_is_a_json_line(tmp_path):

@@ -59,7 +59,8 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
     protected = frame["number_id"].isin(settings.protect_number_ids)
     if settings.protect_label_pattern:
         labels = frame["label"].fillna("").astype(str)
-        protected |= labels.str.contains(re.compile(settings.protect_label_pattern), regex=True)
+        pattern = re.compile(settings.protect_label_pattern)  # a user's groups are fine: only a match counts
+        protected |= labels.map(lambda label: pattern.search(label) is not None).astype(bool)
     frame["protected"] = protected.astype(bool)
     frame["agents_text"] = [
         _agents_text(row, names, status) if has else ""

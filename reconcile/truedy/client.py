@@ -9,6 +9,7 @@ pages are no consistent snapshot) the listing is read again and the passes merge
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import email.utils
 import logging
@@ -60,6 +61,8 @@ class Identified(Protocol):
 
 
 T = TypeVar("T", bound=Identified)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 MAX_LISTING_PASSES = 3
 log = logging.getLogger("reconcile.truedy")
 
@@ -240,6 +243,12 @@ class TruedyClient:
         else:
             self._sleep(delay)
 
+    def _in_threads(self, function: Callable[[Item], Result], items: list[Item]) -> Iterator[Result]:
+        """`function` over `items` on the client's workers, results in order; each task keeps the
+        caller's context (the log fields of the job it serves)."""
+        futures = [self._executor.submit(contextvars.copy_context().run, function, item) for item in items]
+        return (future.result() for future in futures)
+
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
@@ -252,7 +261,7 @@ class TruedyClient:
             if len(requests) == 1:
                 bodies: Iterator[Any] = iter([self.get(path, requests[0])])
             else:
-                bodies = self._executor.map(lambda params: self.get(path, params), requests)
+                bodies = self._in_threads(lambda params: self.get(path, params), requests)
             for body in bodies:
                 if not isinstance(body, dict):
                     raise ContractError(f"GET /{path} answered a JSON {type(body).__name__}, not an object")
@@ -336,7 +345,7 @@ class TruedyClient:
             except RecordError as exc:
                 return DataIssue("number", number_id, exc.field_name, exc.reason)
 
-        return list(self._executor.map(one, number_ids))
+        return list(self._in_threads(one, number_ids))
 
     def list_agents(self) -> Listing[Agent]:
         return self.list_complete("agents", parse_agent, "agent")

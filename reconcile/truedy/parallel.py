@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -33,7 +34,8 @@ def merge_parallel(producers: list[Callable[[], Iterator[Item]]], workers: int) 
         finally:
             items.put(_DONE)
 
-    threads = [threading.Thread(target=run, args=(p,), daemon=True, name="truedy-calls") for p in producers]
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, p), daemon=True, name="truedy-calls")
+               for p in producers]
     for thread in threads:
         thread.start()
     finished = 0
