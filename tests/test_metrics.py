@@ -9,10 +9,12 @@ from decimal import Decimal
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from reconcile.config import SANDBOX_API_KEY, Secret, load_settings
 from reconcile.errors import UpstreamError
 from reconcile.jobs.runner import execute_job
+from reconcile.store.schema import flag_history
 
 
 def samples(path) -> dict[tuple[str, tuple], float]:
@@ -47,6 +49,9 @@ def test_the_textfile_after_a_night_and_after_a_failure(make_sandbox, store, tmp
     for currency, amount in waste.items():
         assert Decimal(str(values[("reconcile_monthly_waste", (("currency", currency),))])) == amount
     assert values[("reconcile_sync_http_requests", ())] > 0
+    with store.connect() as connection:  # an unknown saving's currency is NULL, never the text 'NaN' (PostgreSQL)
+        currencies = set(connection.execute(select(flag_history.c.currency).distinct()).scalars())
+    assert None in currencies and "NaN" not in currencies
     assert ("reconcile_sync_http_rate_limited", ()) in values and ("reconcile_sync_data_issues", ()) in values
     assert [p.name for p in textfile.parent.iterdir()] == ["reconcile.prom"], "no temporary file left behind"
 

@@ -33,8 +33,8 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
     rows = inventory.set_index("number_id")
     flagged = rows[rows["flag"] != ""]
     for number_id, flagged_row in flagged.iterrows():
-        values = {"flag": flagged_row["flag"], "monthly_savings": flagged_row["monthly_savings"],
-                  "currency": flagged_row["savings_currency"]}
+        values = {"flag": flagged_row["flag"], "monthly_savings": _value(flagged_row["monthly_savings"]),
+                  "currency": _value(flagged_row["savings_currency"])}
         if number_id in open_streaks:
             plan.continued.append({"id": open_streaks[str(number_id)].streak_id, **values})
         else:
@@ -45,6 +45,11 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
         row = {str(k): v for k, v in rows.loc[number_id].items()} if number_id in rows.index else None
         plan.resolved.append((streak.streak_id, resolution(streak.flag, row, settings)))
     return plan
+
+
+def _value(value: Any) -> Any:
+    """None for every kind of missing (pandas' string columns hold NaN, which PostgreSQL would store as 'NaN')."""
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 def resolution(flag: str, row: Row | None, settings: FlagSettings) -> str:

@@ -1,7 +1,7 @@
 """The Truedy API client: typed records, paging, retries and pacing."""
 
 from reconcile.retry import RetryPolicy
-from reconcile.truedy.client import Listing, TruedyClient
+from reconcile.truedy.client import TruedyClient
 from reconcile.truedy.http import make_http_client
 from reconcile.truedy.records import (
     Agent,
@@ -13,6 +13,7 @@ from reconcile.truedy.records import (
     LineItem,
     PhoneNumber,
 )
+from reconcile.truedy.results import Listing
 
 __all__ = [
     "Agent",

@@ -1,5 +1,8 @@
 """heartbeats: the scheduler's liveness, for `reconcile status` and `reconcile doctor`.
 
+Also repairs flag_history.currency: a streak with no known saving had its missing currency
+stored as the text 'NaN' on PostgreSQL (SQLite stored NULL); it is NULL now, as intended.
+
 Revision ID: 0008
 """
 
@@ -21,6 +24,7 @@ def upgrade() -> None:
         sa.Column("seen_at", UTCDateTime, nullable=False),
         sa.Column("detail", sa.Text),
     )
+    op.execute("UPDATE flag_history SET currency = NULL WHERE currency = 'NaN'")
 
 
 def downgrade() -> None:
