@@ -94,13 +94,18 @@ def send_review(settings: Settings, engine: Engine, outcome: MonthlyOutcome, tra
     if run is None:
         log.warning("no complete sync run in the store: the monthly review is not mailed")
         return
-    content = render_review_mail(outcome.review, str(outcome.files.directory))
+    files = outcome.files
+    base = settings.reports_base_url.rstrip("/")
+    content = render_review_mail(outcome.review, f"{base}/{files.directory.name}/{files.html.name}" if base else "")
+    attachments = [Attachment.html_page(f"monthly-{outcome.review.period}.html", files.html.read_bytes()),
+                   Attachment.workbook(f"review-{outcome.review.period}.xlsx", files.review_xlsx.read_bytes()),
+                   Attachment(content.filename, content.csv)]
 
     def build() -> EmailMessage:
         return build_message(sender=settings.mail.from_address, to=recipients, subject=content.subject,
                              text=content.text, html=content.html, date=clock(),
                              message_id=message_id_for("monthly", str(outcome.review.period)),
-                             attachments=[Attachment(content.filename, content.csv)])
+                             attachments=attachments, reply_to=settings.notify.contact)
 
     numbers = [str(n) for n in outcome.review.reconciliation.findings["number_id"] if n]
     delivery = deliver_once(engine, transport or transport_for(settings.mail), build, run_id=run.id, kind=kind,

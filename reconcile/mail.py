@@ -41,6 +41,14 @@ class Attachment:
     maintype: str = "text"
     subtype: str = "csv"
 
+    @classmethod
+    def html_page(cls, filename: str, content: bytes) -> Attachment:
+        return cls(filename, content, "text", "html")
+
+    @classmethod
+    def workbook(cls, filename: str, content: bytes) -> Attachment:
+        return cls(filename, content, "application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
 
 def _header_text(name: str, value: str) -> str:
     if any(ch in value for ch in "\r\n\x00") or len(value) > 900:
@@ -66,7 +74,8 @@ def message_id_for(*parts: str, domain: str = "reconcile.local") -> str:
 
 
 def build_message(*, sender: str, to: Sequence[str], cc: Sequence[str] = (), subject: str, text: str, html: str,
-                  attachments: Sequence[Attachment] = (), message_id: str, date: dt.datetime) -> EmailMessage:
+                  attachments: Sequence[Attachment] = (), message_id: str, date: dt.datetime,
+                  reply_to: str = "") -> EmailMessage:
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = _header_text("From", sender)
     message["To"] = ", ".join(_addresses("To", to))
@@ -76,11 +85,16 @@ def build_message(*, sender: str, to: Sequence[str], cc: Sequence[str] = (), sub
     message["Date"] = email.utils.format_datetime(date.astimezone(dt.UTC))
     message["Message-ID"] = _header_text("Message-ID", message_id)
     message["Auto-Submitted"] = "auto-generated"
+    if reply_to:
+        message["Reply-To"] = ", ".join(_addresses("Reply-To", [reply_to]))
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     for attachment in attachments:
+        name = _header_text("filename", attachment.filename)
+        # the file's own bytes (base64); text declares UTF-8, so a label like "Zürich" arrives as itself
+        charset = {"charset": "utf-8"} if attachment.maintype == "text" else None
         message.add_attachment(attachment.content, maintype=attachment.maintype, subtype=attachment.subtype,
-                               filename=_header_text("filename", attachment.filename))
+                               filename=name, params=charset)
     return message
 
 

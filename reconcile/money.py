@@ -7,7 +7,7 @@ nano-units (10^-9 of the currency unit), exact on every engine and summable in S
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 NANOS = 9
 _NANO_SCALE = Decimal(10) ** NANOS
@@ -88,10 +88,27 @@ def format_amount(amount: Decimal | None, currency: str | None) -> str:
     return f"{amount.quantize(Decimal(1).scaleb(-places)):f}"
 
 
-def format_money(amount: Decimal, currency: str) -> str:
-    """An amount for people: the currency's minor digits (more when significant), thousands
-    separated, then the code: "1,234.50 USD", "0.0075 USD", "1,200 JPY"."""
-    plain = format_amount(amount, currency)
+def grouped(plain: str) -> str:
+    """A plain decimal with thousands separators: "-1234567.891" -> "-1,234,567.891"."""
     whole, dot, fraction = plain.partition(".")
     sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}{dot}{fraction} {currency}"
+    return f"{sign}{int(whole.lstrip('-') or 0):,}{dot}{fraction}"
+
+
+def format_display(amount: Decimal | None, currency: str | None) -> str:
+    """An amount for people, exact: the currency's minor digits (more when significant), grouped."""
+    return "" if amount is None else grouped(format_amount(amount, currency))
+
+
+def format_billed(amount: Decimal | None, currency: str | None) -> str:
+    """An amount as billed: rounded half up to the currency's minor unit, grouped ("112.632" EUR -> "112.63")."""
+    if amount is None:
+        return ""
+    unit = Decimal(1).scaleb(-minor_digits(currency or ""))
+    return grouped(f"{amount.quantize(unit, rounding=ROUND_HALF_UP):f}")
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """An amount for people with its code: the currency's minor digits (more when significant), thousands
+    separated: "1,234.50 USD", "0.0075 USD", "1,200 JPY"."""
+    return f"{format_display(amount, currency)} {currency}"

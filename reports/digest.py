@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from reconcile.analysis.digests import Digest
 from reconcile.analysis.flags import FLAGGED_COLUMNS
 from reconcile.clock import format_timestamp
-from reconcile.money import format_amount
+from reconcile.money import format_amount, format_display
 from reconcile.reports.csvfile import frame_csv_bytes, frame_rows
 from reconcile.reports.environment import environment
 
@@ -44,7 +44,7 @@ def render_digest(digest: Digest, as_of: dt.datetime, max_rows: int) -> DigestCo
             groups.append({"flag": flag, "title": FLAG_TITLES[flag], "rows": rows})
     context = {
         "d": digest, "groups": groups, "as_of": as_of, "more": digest.count - len(shown),
-        "new_count": len(digest.new_ids), "money": format_amount, "ts": format_timestamp,
+        "new_count": len(digest.new_ids), "money": format_display, "ts": format_timestamp,
         "day": lambda value: format_timestamp(value)[:10] if value is not None else "",
     }
     env = environment()

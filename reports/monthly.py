@@ -13,10 +13,11 @@ from reconcile.analysis.focus import FOCUS_COLUMNS, billed_by_currency
 from reconcile.analysis.invoices import FINDING_COLUMNS
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.clock import format_timestamp
-from reconcile.money import format_amount
+from reconcile.money import format_billed, format_display
 from reconcile.reports.csvfile import frame_rows, write_frame_csv, write_frames_csv
 from reconcile.reports.environment import environment
 from reconcile.reports.output import report_folder
+from reconcile.reports.workbook import write_review_xlsx
 
 QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 LISTED_NUMBERS = 1000
@@ -28,23 +29,25 @@ class MonthlyFiles:
     html: Path
     reconciliation_csv: Path
     focus_csv: Path
+    review_xlsx: Path
 
 
 def render_monthly(review: MonthlyReview, out_dir: Path) -> MonthlyFiles:
     """Write the three files into `out_dir` (made if missing) as one set; focus.csv a slice at a time."""
-    names = ("monthly.html", "reconciliation.csv", "focus.csv")
+    names = ("monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx")
     with report_folder(out_dir, "monthly review", names) as staging:
         findings = review.reconciliation.findings
         write_frame_csv(staging / "reconciliation.csv", findings, FINDING_COLUMNS)
         totals = FocusTotals()
         chunks = (totals.add(_plain_quantities(chunk)) for chunk in review.focus.chunks())
         write_frames_csv(staging / "focus.csv", chunks, FOCUS_COLUMNS, currency_column="BillingCurrency")
+        write_review_xlsx(review, totals.billed, totals.rows, staging / "review.xlsx")
         html = environment().get_template("monthly.html.j2").render(
             r=review, rec=review.reconciliation, findings=list(frame_rows(findings)),
             bought=_numbers(review.movement.bought), released=_numbers(review.movement.released),
             listed_limit=LISTED_NUMBERS, focus_totals=totals,
             issues=list(frame_rows(review.invoice_issues)), invoices=list(frame_rows(review.invoices)),
-            money=format_amount, ts=format_timestamp)
+            money=format_display, billed=format_billed, ts=format_timestamp)
         (staging / "monthly.html").write_text(html, encoding="utf-8")
     return MonthlyFiles(out_dir, *(out_dir / name for name in names))
 

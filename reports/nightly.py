@@ -15,11 +15,12 @@ import pandas as pd
 from reconcile.analysis.flags import FLAGGED_COLUMNS, INVENTORY_COLUMNS, FlagResult
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import format_timestamp
-from reconcile.money import format_amount
+from reconcile.money import format_amount, format_display
 from reconcile.reports.charts import line_chart
-from reconcile.reports.csvfile import write_frame_csv
+from reconcile.reports.csvfile import frame_rows, write_frame_csv
 from reconcile.reports.environment import environment
 from reconcile.reports.output import report_folder
+from reconcile.reports.workbook import write_flagged_xlsx
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
 
@@ -30,19 +31,22 @@ class NightlyFiles:
     html: Path
     flagged_csv: Path
     inventory_csv: Path
+    flagged_xlsx: Path
 
 
 def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: dict[str, Any], out_dir: Path) -> NightlyFiles:
     """Write the three files into `out_dir` (made if missing) as one set: all new, or the old ones kept."""
-    names = ("nightly.html", "flagged.csv", "inventory.csv")
+    names = ("nightly.html", "flagged.csv", "inventory.csv", "flagged.xlsx")
     with report_folder(out_dir, "nightly report", names) as staging:
         flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
         write_frame_csv(staging / "flagged.csv", result.flagged, flagged_columns)
         write_frame_csv(staging / "inventory.csv", result.inventory, INVENTORY_COLUMNS)
+        write_flagged_xlsx(frame_rows(result.flagged), _agent_names(result.flagged), staging / "flagged.xlsx",
+                           summary.as_of)
         html = environment().get_template("nightly.html.j2").render(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
             charts=_charts(summary.trend), settings=settings_view,
-            money=format_amount, ts=format_timestamp, changes=_change_rows(summary))
+            money=format_display, ts=format_timestamp, changes=_change_rows(summary))
         (staging / "nightly.html").write_text(html, encoding="utf-8")
     return NightlyFiles(out_dir, *(out_dir / name for name in names))
 
@@ -109,3 +113,14 @@ def _change_detail(kind: str, row: dict[str, Any]) -> str:
     if kind == "released":
         return "released"
     return f"bought {format_timestamp(row['purchased_at'])}" if row.get("purchased_at") is not None else "bought"
+
+
+def _agent_names(flagged: pd.DataFrame) -> dict[str, str]:
+    """agent_id -> name, from the flagged rows' own columns."""
+    names: dict[str, str] = {}
+    for direction in ("inbound", "outbound"):
+        if f"{direction}_agent_name" in flagged:
+            for agent_id, name in zip(flagged[f"{direction}_agent_id"], flagged[f"{direction}_agent_name"], strict=True):
+                if isinstance(agent_id, str) and isinstance(name, str):
+                    names[agent_id] = name
+    return names

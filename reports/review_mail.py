@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from reconcile.analysis.invoices import FINDING_COLUMNS
 from reconcile.analysis.monthly import MonthlyReview
-from reconcile.money import format_amount
+from reconcile.money import format_billed, format_display
 from reconcile.reports.csvfile import frame_csv_bytes
 from reconcile.reports.environment import environment
 
@@ -20,9 +20,11 @@ class ReviewMail:
     filename: str
 
 
-def render_review_mail(review: MonthlyReview, folder: str) -> ReviewMail:
-    """Counts and amounts only in the subject: nothing from customer text reaches a header."""
-    context = {"r": review, "rec": review.reconciliation, "folder": folder, "money": format_amount}
+def render_review_mail(review: MonthlyReview, link: str = "") -> ReviewMail:
+    """Counts and amounts only in the subject: nothing from customer text reaches a header.
+    `link`: where the review is served, when it is (reports.base_url)."""
+    context = {"r": review, "rec": review.reconciliation, "link": link, "money": format_display,
+               "billed": format_billed}
     env = environment()
     return ReviewMail(
         subject=f"Truedy invoice review {review.period}: {review.headline}",

@@ -79,7 +79,7 @@ def test_run_nightly_then_report_as_of_from_the_command_line(make_sandbox, tmp_p
     result = reconcile("run", "nightly", "--as-of", as_of, env=env)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "reports" / f"nightly-{as_of[:10]}"
-    assert {p.name for p in folder.iterdir()} == {"nightly.html", "flagged.csv", "inventory.csv"}
+    assert {p.name for p in folder.iterdir()} == {"nightly.html", "flagged.csv", "inventory.csv", "flagged.xlsx"}
     assert SANDBOX_API_KEY not in result.stdout + result.stderr
     later = reconcile("report", "nightly", "--as-of", as_of[:10], "--out", str(tmp_path / "later"), env=env)
     assert later.returncode == 0, later.stderr
@@ -99,7 +99,7 @@ def test_report_monthly_and_run_monthly_from_the_command_line(make_sandbox, tmp_
     assert result.returncode == 0, result.stderr
     assert "monthly review of 2026-10" in result.stdout and "invoices synced" in result.stdout
     folder = tmp_path / "reports" / "monthly-2026-10"
-    assert {p.name for p in folder.iterdir()} == {"monthly.html", "reconciliation.csv", "focus.csv"}
+    assert {p.name for p in folder.iterdir()} == {"monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx"}
     offline = reconcile("report", "monthly", "--period", "2026-10", "--offline", "--out", str(tmp_path / "o"),
                         env={**env, "TRUEDY_BASE_URL": "http://127.0.0.1:9"})
     assert offline.returncode == 0, offline.stderr

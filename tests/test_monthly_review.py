@@ -11,13 +11,13 @@ import io
 import json
 import re
 from collections import defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from reconcile.analysis.billing import NumberFacts, PriceObservation
+from reconcile.analysis.billing import NumberFacts, PriceObservation, expected_fees
 from reconcile.analysis.invoices import FINDING_COLUMNS, CallUsage, reconcile_invoices
 from reconcile.config import load_settings
 from reconcile.errors import ConfigError
@@ -242,9 +242,12 @@ def test_page_totals_equal_the_csv_sums_to_the_cent(make_sandbox, make_client, s
     invoice_totals = {i["currency"]: Decimal(i["total"]) for i in billing_for(server.account).invoices
                       if i["period_start"] == "2026-10-01"}
     assert billed == invoice_totals
-    page = {m.group(1): Decimal(m.group(2).replace(",", "")) for m in re.finditer(
-        r'data-total="focus-billed" data-currency="(\w+)">([\d,.\-]+) ', html)}
-    assert page == billed
+    spans = list(re.finditer(
+        r'data-total="focus-billed" data-currency="(\w+)" data-amount="([\d.\-]+)"[^>]*>([\d,.\-]+) ', html))
+    assert {m.group(1): Decimal(m.group(2)) for m in spans} == billed, "the exact total, in the page's data"
+    shown_billed = {m.group(1): Decimal(m.group(3).replace(",", "")) for m in spans}
+    assert shown_billed == {c: a.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) for c, a in billed.items()}, \
+        "shown as billed: to the cent"
     findings = read_csv(outcome.files.reconciliation_csv)
     differences: dict[str, Decimal] = defaultdict(Decimal)
     for row in findings:
@@ -341,8 +344,16 @@ def test_run_monthly_reviews_last_month_and_mails_finance_once(make_sandbox, mak
     text = message.read_text(encoding="utf-8")
     parsed = email.message_from_string(text, policy=email.policy.default)
     assert parsed["Subject"] == f"Truedy invoice review 2026-10: {first.review.headline}"
-    (attachment,) = parsed.iter_attachments()
-    assert attachment.get_content().encode() == first.files.reconciliation_csv.read_bytes()
+    attachments = {part.get_filename(): part for part in parsed.iter_attachments()}
+    assert set(attachments) == {"monthly-2026-10.html", "review-2026-10.xlsx", "reconciliation-2026-10.csv"}
+    csv_part = attachments["reconciliation-2026-10.csv"]
+    assert csv_part.get_content_charset() == "utf-8", "declared, so a label like Zürich round-trips"
+    assert csv_part.get_content().encode() == first.files.reconciliation_csv.read_bytes()
+    assert attachments["monthly-2026-10.html"].get_content() == first.files.html.read_text(encoding="utf-8")
+    assert attachments["review-2026-10.xlsx"].get_content() == first.files.review_xlsx.read_bytes()
+    html_part = parsed.get_body(preferencelist=("html",)).get_content()
+    assert "<title>Truedy invoice review 2026-10</title>" in html_part
+    assert "Other lines" in html_part and "subscription" in html_part, "every total adds up from what is shown"
     assert SANDBOX_API_KEY not in text
 
 
@@ -385,7 +396,8 @@ def test_configured_carrier_estimates_are_marked_and_never_billed(make_sandbox, 
                       if i["period_start"] == "2026-10-01"}
     html = outcome.files.html.read_text(encoding="utf-8")
     assert 'id="estimates"' in html and "not configured" in html  # telnyx has no estimate
-    assert f'data-total="focus-estimated" data-currency="USD">{Decimal("1.15") * len(held):.2f} USD' in html
+    assert re.search(rf'data-total="focus-estimated" data-currency="USD" data-amount="{Decimal("1.15") * len(held)}"'
+                     rf'[^>]*>{Decimal("1.15") * len(held):,.2f} USD', html)
 
 
 def test_a_month_still_billed_on_a_draft_says_the_figures_may_change(make_sandbox, make_client, store, tmp_path):
@@ -399,7 +411,30 @@ def test_a_month_still_billed_on_a_draft_says_the_figures_may_change(make_sandbo
 def test_every_kind_of_finding_is_a_check_registered_by_name():
     from reconcile.analysis.invoices import CHECKS, ISSUES
 
-    assert ISSUES == ("fee_after_release", "missing_fee", "amount_mismatch", "duplicate_fee",
+    assert ISSUES == ("missing_invoice", "fee_after_release", "missing_fee", "amount_mismatch", "duplicate_fee",
                       "fee_for_imported_number", "unknown_number", "usage_mismatch", "unexpected_fee",
                       "total_mismatch")
     assert all(check.name == name and check.description and callable(check.find) for name, check in CHECKS.items())
+
+
+def test_fees_expected_in_a_currency_with_no_invoice_are_one_missing_invoice_finding():
+    """Only the USD invoice arrived: the GBP fee (and GBP usage) become one missing_invoice finding carrying
+    the whole expected amount, not a missing_fee per number; with no invoice at all, one per currency."""
+    usd_only = [line for line in MONTH_LINES if line["currency"] == "USD"]
+    headers, lines = frames(usd_only)
+    result = reconcile_invoices(OCTOBER, headers, lines, MONTH_NUMBERS, MONTH_USAGE)
+    gbp = result.findings[result.findings["currency"] == "GBP"]
+    assert list(gbp["issue"]) == ["missing_invoice"]
+    (row,) = gbp.to_dict("records")
+    assert (row["expected_amount"], row["billed_amount"], row["difference"]) == (
+        Decimal("0.9120"), Decimal(0), Decimal("-0.9120"))
+    assert row["detail"] == ("Truedy lists no GBP invoice for 2026-10, yet 1 number fee(s) and call usage of "
+                             "0.012 GBP were expected: 0.912 GBP")
+    empty = pd.DataFrame(columns=headers.columns)
+    nothing = reconcile_invoices(OCTOBER, empty, lines.iloc[0:0], MONTH_NUMBERS, None)
+    assert sorted(nothing.findings["issue"]) == ["missing_invoice", "missing_invoice"]
+    assert set(nothing.findings["currency"]) == {"USD", "GBP"}
+    usd = nothing.findings[nothing.findings["currency"] == "USD"].iloc[0]
+    expected_usd = sum((f.amount for n in MONTH_NUMBERS.values() for f in expected_fees(n, OCTOBER)
+                        if f.currency == "USD"), Decimal(0))
+    assert usd["expected_amount"] == expected_usd and usd["difference"] == -expected_usd

@@ -24,7 +24,7 @@ from reconcile.reports import csvfile, monthly, nightly
 from reconcile.sync import SyncOptions, run_sync
 
 ROOT = Path(__file__).resolve().parent.parent
-NIGHTLY = ("nightly.html", "flagged.csv", "inventory.csv")
+NIGHTLY = ("nightly.html", "flagged.csv", "inventory.csv", "flagged.xlsx")
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -100,7 +100,7 @@ def test_a_full_disk_while_the_monthly_review_is_written_keeps_the_old_set_whole
     september = review(server, client, store, tmp_path, Period(2026, 9))
     september.files.directory.rename(out)
     old = fingerprint(out)
-    assert set(old) == {"monthly.html", "reconciliation.csv", "focus.csv"}
+    assert set(old) == {"monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx"}
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -44,6 +44,7 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
     names = by_agent(agents, "name")
     for direction in ("inbound", "outbound"):
         frame[f"{direction}_agent_status"] = frame[f"{direction}_agent_id"].map(status)
+        frame[f"{direction}_agent_name"] = frame[f"{direction}_agent_id"].map(names)
     frame["has_assignment"] = frame["inbound_agent_id"].notna() | frame["outbound_agent_id"].notna()
     frame["has_active_agent"] = (frame["inbound_agent_status"] == "active") | (frame["outbound_agent_status"] == "active")
     last = last_calls.set_index("number_id")["last_call_at"] if len(last_calls) else pd.Series(dtype=object)

@@ -88,6 +88,10 @@ class Month:
         for currency, invoice_id in zip(self.headers["currency"], self.headers["invoice_id"], strict=True):
             self.first_invoice.setdefault(currency, invoice_id)
 
+    def invoiced(self, currency: str) -> bool:
+        """Whether the month has an invoice in `currency` (without one, `missing_invoice` says it all)."""
+        return currency in self.first_invoice
+
     def fee_lines(self) -> Iterator[Any]:
         return rows(self.lines[self.lines["type"].isin(FEE_TYPES)])
 
@@ -151,13 +155,33 @@ def _unmatched(issue: str) -> Callable[[Month], Iterator[Finding]]:
     return find
 
 
+@check("missing_invoice", "fees (or call usage) were expected in a currency that has no invoice this month")
+def _missing_invoice(month: Month) -> Iterator[Finding]:
+    fees: dict[str, list[ExpectedFee]] = defaultdict(list)
+    for fee in month.expected:
+        if not month.invoiced(fee.currency):
+            fees[fee.currency].append(fee)
+    usage: dict[str, Decimal] = defaultdict(Decimal)
+    for (_number, currency), used in (month.usage or {}).items():
+        if not month.invoiced(currency) and used.cost:
+            usage[currency] += used.cost
+    for currency in sorted(set(fees) | set(usage)):
+        expected = sum((fee.amount for fee in fees[currency]), ZERO) + usage[currency]
+        parts = [f"{len(fees[currency]):,} number fee(s)"] if fees[currency] else []
+        parts += [f"call usage of {format_amount(usage[currency], currency)} {currency}"] if usage[currency] else []
+        yield Finding("", None, None, None, "missing_invoice", expected, ZERO, -expected, currency,
+                      month.period.first, month.period.after,
+                      f"Truedy lists no {currency} invoice for {month.period}, yet {' and '.join(parts)} "
+                      f"were expected: {format_amount(expected, currency)} {currency}")
+
+
 check("fee_after_release", "a fee for a renewal that starts after the number's release")(_unmatched("fee_after_release"))
 
 
 @check("missing_fee", "a fee the billing rules call for that no line carries")
 def _missing_fee(month: Month) -> Iterator[Finding]:
     for fee in month.expected:
-        if fee.key not in month.matched:
+        if fee.key not in month.matched and month.invoiced(fee.currency):
             yield month.from_fee("missing_fee", fee,
                                  f"no {_fee_name(fee.type)} for the period starting {fee.service_period_start}")
 
@@ -195,7 +219,7 @@ def _usage_mismatch(month: Month) -> Iterator[Finding]:
     billed: dict[tuple[str | None, str], list[Any]] = defaultdict(list)
     for line in rows(month.lines[month.lines["type"] == USAGE]):
         billed[(line.number_id, line.currency)].append(line)
-    keys = set(billed) | {key for key, used in month.usage.items() if used.cost != ZERO}
+    keys = set(billed) | {key for key, used in month.usage.items() if used.cost != ZERO and month.invoiced(key[1])}
     for key in sorted(keys, key=lambda k: (k[1], k[0] or "")):
         number_id, currency = key
         used = month.usage.get(key, CallUsage(ZERO, 0, 0))
@@ -246,6 +270,7 @@ class CurrencyCheck:
     usage_calls: int = 0
     billed_usage: Decimal = ZERO
     other_lines: Decimal = ZERO          # subscription, credits, adjustments: not checked against inventory
+    other_by_type: dict[str, Decimal] = field(default_factory=dict)  # the same, by line type
     findings: int = 0
     difference: Decimal = ZERO
 
@@ -312,7 +337,9 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         if kind == USAGE:
             of(currency).billed_usage += amount
         elif kind not in FEE_TYPES:
-            of(currency).other_lines += amount
+            c = of(currency)
+            c.other_lines += amount
+            c.other_by_type[kind] = c.other_by_type.get(kind, ZERO) + amount
     for (_number, currency), used in (month.usage or {}).items():
         of(currency).expected_usage += used.cost
         of(currency).usage_calls += used.calls

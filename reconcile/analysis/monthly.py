@@ -20,7 +20,7 @@ from reconcile.analysis.billing import NumberFacts, price_at
 from reconcile.analysis.focus import FocusExport
 from reconcile.analysis.invoices import Reconciliation
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
-from reconcile.money import format_amount
+from reconcile.money import format_billed
 from reconcile.period import Period
 
 DIMENSIONS = (("country_code", "Country"), ("phone_number_type", "Type"), ("provider", "Provider"), ("agent", "Agent"))
@@ -172,10 +172,15 @@ class MonthlyReview:
     @property
     def headline(self) -> str:
         r = self.reconciliation
+        missing = r.findings[r.findings["issue"] == "missing_invoice"] if len(r.findings) else r.findings
+        if not len(self.invoices) and not len(missing):
+            return f"no Truedy invoice for {self.period}, and no fee was expected"
         if not len(self.invoices):
-            return f"no Truedy invoice for {self.period}: nothing to reconcile"
+            expected = ", ".join(f"{format_billed(a, c)} {c}" for a, c in zip(missing["expected_amount"],
+                                                                                missing["currency"], strict=True))
+            return f"the invoice is missing: Truedy lists none for {self.period}, yet {expected} were expected"
         if r.clean:
             return "invoice matches inventory"
-        differences = ", ".join(f"{'+' if c.difference > 0 else ''}{format_amount(c.difference, c.currency)} {c.currency}"
+        differences = ", ".join(f"{'+' if c.difference > 0 else ''}{format_billed(c.difference, c.currency)} {c.currency}"
                                 for c in r.checks if c.findings)
         return f"{len(r.findings):,} finding(s); billed minus expected: {differences}"

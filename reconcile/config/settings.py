@@ -71,6 +71,7 @@ class NotifySettings:
     bcc: tuple[str, ...] = ()
     digest_max_rows: int = 50
     webhook_url: Secret = Secret("")
+    contact: str = ""
     webhook_headlines: bool = False
 
 
@@ -99,4 +100,5 @@ class Settings:
     log_format: str
     log_level: str
     metrics_textfile: Path | None = None
+    reports_base_url: str = ""
     sources: tuple[str, ...] = field(default=())

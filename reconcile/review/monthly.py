@@ -59,11 +59,7 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
     note = "" if usage_ok else (
         f"calls are in the store only from {format_timestamp(covered)}: usage lines are not checked for {period}"
         if covered else "no calls in the store: usage lines are not checked")
-    if len(month_headers):
-        reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note)
-    else:
-        reconciliation = reconcile_invoices(period, month_headers, lines, {}, None,
-                                            f"Truedy lists no invoice for {period}")
+    reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note)
     names = by_agent(agents, "name")
     held = monthly.with_cost_at(latest, facts, period.end, names)
     moved = monthly.movement(latest, period)
