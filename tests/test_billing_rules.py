@@ -81,15 +81,53 @@ def test_a_release_on_a_renewal_day_keeps_that_renewal_and_stops_the_next(purcha
 
 
 @given(purchase_days, st.integers(1, 24))
-def test_a_release_before_or_at_the_renewal_instant_stops_it(purchased, months):
+def test_only_a_release_strictly_before_the_renewal_instant_stops_it(purchased, months):
+    """Service periods are half-open from 00:00:00 UTC of the renewal day: a release at that very
+    instant is inside the new period, which is owed; one microsecond earlier stops the renewal."""
     period = Period.containing(purchased).shifted(months)
-    start, _ = renewal_starting_in(purchased, period)
+    start, end = renewal_starting_in(purchased, period)
     renewal = dt.datetime.combine(start, dt.time(0), UTC)
-    assert not renewal_charged(start, renewal)  # the renewal day's 00:00:00 UTC: the release came first
-    released_at = renewal - dt.timedelta(seconds=1)
-    assert not renewal_charged(start, released_at)
-    number = managed(dt.datetime.combine(purchased, dt.time(0, 0, 1), UTC), released_at)
-    assert expected_fees(number, period) == []
+    bought_at = dt.datetime.combine(purchased, dt.time(0, 0, 1), UTC)
+    assert renewal_charged(start, renewal)
+    at_instant = [f for f in expected_fees(managed(bought_at, renewal), period) if f.type == MONTHLY_FEE]
+    assert [(f.service_period_start, f.service_period_end) for f in at_instant] == [(start, end)]
+    just_before = renewal - dt.timedelta(microseconds=1)
+    assert not renewal_charged(start, just_before)
+    assert expected_fees(managed(bought_at, just_before), period) == []
+
+
+def test_a_fee_for_the_period_released_at_its_first_instant_is_owed_not_after_release():
+    """The invoice check agrees: billed for the period the release fell in is right; a period that
+    began after the release is fee_after_release."""
+    from reconcile.analysis.invoices import reconcile_invoices
+    from tests.test_monthly_review import fee, frames
+
+    october = Period(2026, 10)
+    at_instant = managed(dt.datetime(2026, 3, 15, 8, tzinfo=UTC), dt.datetime(2026, 10, 15, tzinfo=UTC))
+    headers, lines = frames([fee("inv_usd", "li_1", "num_A", "2026-10-15", "2026-11-15", "1.15")])
+    assert reconcile_invoices(october, headers, lines, {"num_A": at_instant}, None).clean
+    earlier = managed(dt.datetime(2026, 3, 15, 8, tzinfo=UTC),
+                      dt.datetime(2026, 10, 15, tzinfo=UTC) - dt.timedelta(microseconds=1))
+    found = reconcile_invoices(october, headers, lines, {"num_A": earlier}, None).findings
+    assert list(found["issue"]) == ["fee_after_release"]
+
+
+@pytest.mark.parametrize(("offset", "billed"), [(dt.timedelta(0), True), (dt.timedelta(microseconds=-1), False)])
+def test_the_sandbox_bills_the_period_a_release_at_its_first_instant_falls_in(offset, billed):
+    from reconcile.sandbox import generate_account
+
+    account = generate_account(seed=3, numbers=40, start=dt.datetime(2026, 11, 20, tzinfo=UTC))
+
+    def october_fees(number_id: str) -> list[str]:
+        return [line["service_period_start"] for invoice_id, items in sandbox_billing.build(account).lines.items()
+                if invoice_id.startswith("inv_202610_") for line in items
+                if line["number_id"] == number_id and line["type"] == MONTHLY_FEE]
+
+    number = next(n for n in account.numbers if n.is_truedy_managed and n.status != "released"
+                  and n.purchased_at < dt.datetime(2026, 6, 1, tzinfo=UTC) and october_fees(n.id))
+    start, _ = renewal_starting_in(number.purchased_at.date(), Period(2026, 10))
+    number.status, number.released_at = "released", dt.datetime.combine(start, dt.time(0), UTC) + offset
+    assert (october_fees(number.id) == [start.isoformat()]) is billed
 
 
 @given(purchase_days, st.integers(0, 86399))

@@ -438,3 +438,21 @@ def test_fees_expected_in_a_currency_with_no_invoice_are_one_missing_invoice_fin
     expected_usd = sum((f.amount for n in MONTH_NUMBERS.values() for f in expected_fees(n, OCTOBER)
                         if f.currency == "USD"), Decimal(0))
     assert usd["expected_amount"] == expected_usd and usd["difference"] == -expected_usd
+
+
+def test_billed_minutes_count_each_call_s_started_minutes_on_both_engines(store):
+    """Two calls of 240 s and 360 s are 4 + 6 = 10 billed minutes (not 11: no true division in SQL)."""
+    from reconcile.store import invoices as invoice_store
+    from reconcile.store import writer
+
+    run_id = writer.begin_run(store, at("2026-10-20T02:30:00"), at("2026-10-20T02:30:00"))
+    rows = [{"call_id": f"call_{i}", "agent_id": "agt_1", "number_id": "num_A", "direction": "outbound",
+             "from_number": "+12125550100", "to_number": "+12125550101", "started_at": at(f"2026-10-0{i + 1}T10:00:00"),
+             "ended_at": at(f"2026-10-0{i + 1}T10:10:00"), "duration_seconds": seconds, "cost_amount": Decimal(cost),
+             "cost_currency": "USD", "sync_run_id": run_id}
+            for i, (seconds, cost) in enumerate([(240, "0.06"), (360, "0.09"), (61, "0.03")])]
+    with store.begin() as connection:
+        writer.insert_calls(connection, rows)
+    with store.connect() as connection:
+        usage = invoice_store.usage_by_number(connection, OCTOBER.start, OCTOBER.end)
+    assert usage == {("num_A", "USD"): CallUsage(Decimal("0.18"), 3, 4 + 6 + 2)}

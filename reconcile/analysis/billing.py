@@ -39,8 +39,12 @@ def renewal_starting_in(purchased: dt.date, period: Period) -> tuple[dt.date, dt
 
 
 def renewal_charged(start: dt.date, released_at: dt.datetime | None) -> bool:
-    """A renewal is charged unless the number was released before the renewal day began."""
-    return released_at is None or released_at > midnight(start)
+    """A renewal is charged unless the number was released strictly before the renewal day began.
+
+    Service periods are half-open and start at 00:00:00 UTC: a release at that very instant
+    falls inside the new period, which is owed (no refund for the period of the release).
+    """
+    return released_at is None or released_at >= midnight(start)
 
 
 @dataclass(frozen=True)

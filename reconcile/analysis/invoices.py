@@ -139,7 +139,7 @@ def _classify(line: Any, facts: NumberFacts | None) -> tuple[str, str]:
     if not facts.is_truedy_managed:
         return ("fee_for_imported_number",
                 f"imported from {facts.provider}: its carrier bills it, Truedy charges no number fee")
-    if facts.released_at is not None and midnight(line.service_period_start) >= facts.released_at:
+    if facts.released_at is not None and facts.released_at < midnight(line.service_period_start):
         return "fee_after_release", f"released {facts.released_at:%Y-%m-%d %H:%M}Z, before this service period began"
     bought = facts.purchased_at.astimezone(dt.UTC).date()
     return "unexpected_fee", f"no {_fee_name(line.type)} is due on {line.service_period_start} for a number bought {bought}"

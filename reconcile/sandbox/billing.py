@@ -147,7 +147,7 @@ def _month_lines(account: Account, year: int, month: int, draft: bool) -> dict[s
         if period is None or (draft and period[0] > today):
             continue
         start, end = period
-        if number.released_at is not None and midnight(start) >= number.released_at:
+        if number.released_at is not None and number.released_at < midnight(start):  # strictly before: stopped
             continue
         cost = number.monthly_cost_at(midnight(start))
         assert cost is not None
