@@ -30,17 +30,20 @@ class MonthlyFiles:
     reconciliation_csv: Path
     focus_csv: Path
     review_xlsx: Path
+    carrier_estimates_csv: Path
 
 
 def render_monthly(review: MonthlyReview, out_dir: Path) -> MonthlyFiles:
-    """Write the three files into `out_dir` (made if missing) as one set; focus.csv a slice at a time."""
-    names = ("monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx")
+    """Write the files into `out_dir` (made if missing) as one set; focus.csv a slice at a time."""
+    names = ("monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx", "carrier_estimates.csv")
     with report_folder(out_dir, "monthly review", names) as staging:
         findings = review.reconciliation.findings
         write_frame_csv(staging / "reconciliation.csv", findings, FINDING_COLUMNS)
         totals = FocusTotals()
         chunks = (totals.add(_plain_quantities(chunk)) for chunk in review.focus.chunks())
         write_frames_csv(staging / "focus.csv", chunks, FOCUS_COLUMNS, currency_column="BillingCurrency")
+        estimates = totals.add(_plain_quantities(review.focus.estimate_rows()))
+        write_frame_csv(staging / "carrier_estimates.csv", estimates, FOCUS_COLUMNS, currency_column="BillingCurrency")
         write_review_xlsx(review, totals.billed, totals.rows, staging / "review.xlsx")
         html = environment().get_template("monthly.html.j2").render(
             r=review, rec=review.reconciliation, findings=list(frame_rows(findings)),
@@ -62,8 +65,8 @@ class FocusTotals:
     estimated: dict[str, Decimal] = field(default_factory=dict)
 
     def add(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        self.rows += len(chunk)
         invoice = chunk[chunk["x_CostSource"] == "invoice"]
+        self.rows += len(invoice)
         for currency, amount in billed_by_currency(invoice).items():
             self.billed[currency] = self.billed.get(currency, Decimal(0)) + amount
         estimates = chunk[chunk["x_CostSource"] == "estimate"]
@@ -74,10 +77,16 @@ class FocusTotals:
 
 
 def _plain_quantities(focus: pd.DataFrame) -> pd.DataFrame:
-    """Quantities are counts, not money: written as plain decimals ("1", "132")."""
+    """Quantities are counts, not money: plain decimals, always with a point ("1.0", "132.0", "0.5"), as
+    FOCUS types PricingQuantity and ConsumedQuantity Decimal (a bare "1" reads as an integer)."""
     for name in QUANTITIES:
-        focus[name] = [f"{q.normalize():f}" if isinstance(q, Decimal) else None for q in focus[name]]
+        focus[name] = [_decimal_text(q) if isinstance(q, Decimal) else None for q in focus[name]]
     return focus
+
+
+def _decimal_text(quantity: Decimal) -> str:
+    text = f"{quantity.normalize():f}"
+    return text if "." in text else f"{text}.0"
 
 
 def _numbers(frame: pd.DataFrame) -> list[dict[str, Any]]:

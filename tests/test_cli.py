@@ -99,7 +99,7 @@ def test_report_monthly_and_run_monthly_from_the_command_line(make_sandbox, tmp_
     assert result.returncode == 0, result.stderr
     assert "monthly review of 2026-10" in result.stdout and "invoices synced" in result.stdout
     folder = tmp_path / "reports" / "monthly-2026-10"
-    assert {p.name for p in folder.iterdir()} == {"monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx"}
+    assert {p.name for p in folder.iterdir()} == {"monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx", "carrier_estimates.csv"}
     offline = reconcile("report", "monthly", "--period", "2026-10", "--offline", "--out", str(tmp_path / "o"),
                         env={**env, "TRUEDY_BASE_URL": "http://127.0.0.1:9"})
     assert offline.returncode == 0, offline.stderr

@@ -284,8 +284,12 @@ def test_focus_rows_follow_the_specification(make_sandbox, make_client, store, t
             assert Decimal(row["BilledCost"]) == Decimal(row["EffectiveCost"]) == 0 < Decimal(row["x_EstimatedCost"])
         else:
             assert row["InvoiceIssuerName"] == "Truedy" and row["InvoiceId"].startswith("inv_202610_")
-    assert any(r["x_CostSource"] == "estimate" for r in rows) == bool(settings.carrier_costs.get("twilio")
-                                                                      and settings.carrier_costs["twilio"].amount)
+    assert all(r["x_CostSource"] == "invoice" for r in rows), "focus.csv: invoice lines only"
+    assert all(r["BillingAccountId"] == "truedy" and r["BillingAccountName"] == "Truedy" for r in rows)
+    subcategory = {"Truedy Phone Numbers": "Network Connectivity", "Truedy Voice Calls": "Network Connectivity",
+                   "Truedy Platform": "Bots"}
+    assert all(subcategory[r["ServiceName"]] == r["ServiceSubcategory"] for r in rows), "one subcategory a service"
+    assert all("." in r["PricingQuantity"] for r in rows), "a decimal, as FOCUS types it"
 
 
 def test_a_month_not_over_or_an_empty_store_is_refused(store, tmp_path):
@@ -382,7 +386,9 @@ def test_configured_carrier_estimates_are_marked_and_never_billed(make_sandbox, 
     run_invoice_sync(client, store, (Period(2026, 10),), clock=lambda: server.account.now)
     outcome = report_monthly(settings, store, Period(2026, 10), lambda: server.account.now, tmp_path / "e", fetch=False)
     rows = read_csv(outcome.files.focus_csv)
-    estimates = [r for r in rows if r["x_CostSource"] == "estimate"]
+    assert not [r for r in rows if r["x_CostSource"] == "estimate"], "estimates stay out of the FOCUS dataset"
+    estimates = read_csv(outcome.files.carrier_estimates_csv)
+    assert estimates and all(r["x_CostSource"] == "estimate" and r["InvoiceId"] == "" for r in estimates)
     start, end = Period(2026, 10).start, Period(2026, 10).end
     held = {n.id for n in server.account.numbers if n.provider == "twilio" and n.purchased_at < end
             and (n.released_at is None or n.released_at > start)}

@@ -1,10 +1,11 @@
-"""The month's charges as FinOps FOCUS 1.2 rows: one per invoice line, plus marked estimates.
+"""The month's charges as FinOps FOCUS 1.2 rows: one per invoice line; estimates apart.
 
 Every invoice line becomes a row whose BilledCost is the line's amount, so the
 BilledCost per currency equals the invoices' totals. Imported numbers' carrier fees
-(when `[carrier_costs]` configures them) are not on any Truedy invoice: they get rows
-with every FOCUS cost at 0, the estimate in `x_EstimatedCost`, and `x_CostSource`
-"estimate", so no total of billed, effective, list or contracted cost includes them.
+(when `[carrier_costs]` configures them) are not on any Truedy invoice: they are rows of
+the same shape in a file of their own (carrier_estimates.csv), with every FOCUS cost at
+0, the estimate in `x_EstimatedCost` and `x_CostSource` "estimate", never in focus.csv:
+a FOCUS dataset's charges either all belong to invoices or none do (InvoiceId).
 
 Values follow the specification's allowed values: ChargeCategory Purchase, Usage,
 Credit or Adjustment; ChargeFrequency One-Time, Recurring or Usage-Based; periods as
@@ -32,9 +33,9 @@ from reconcile.period import Period
 FOCUS_COLUMNS = [
     "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
     "BilledCost", "EffectiveCost", "ListCost", "ListUnitPrice", "ContractedCost", "ContractedUnitPrice",
-    "BillingCurrency", "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription",
+    "BillingCurrency", "BillingAccountId", "BillingAccountName", "ChargeCategory", "ChargeClass", "ChargeFrequency", "ChargeDescription",
     "InvoiceId", "InvoiceIssuerName", "ProviderName", "PublisherName",
-    "ResourceId", "ResourceName", "ResourceType", "ServiceName", "ServiceCategory",
+    "ResourceId", "ResourceName", "ResourceType", "ServiceName", "ServiceCategory", "ServiceSubcategory",
     "PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit", "Tags",
     "x_CostSource", "x_EstimatedCost", "x_LineItemId", "x_LineItemType",
 ]
@@ -44,9 +45,9 @@ CHARGE_FREQUENCY = {"subscription": "Recurring", "number_upfront_fee": "One-Time
                     "call_usage": "Usage-Based", "credit": "One-Time", "adjustment": "One-Time"}
 PRICING_UNIT = {"subscription": "Month", "number_upfront_fee": "Count", "number_monthly_fee": "Month",
                 "call_usage": "Minute", "credit": "Count", "adjustment": "Count"}
-SERVICE = {"subscription": ("Truedy Platform", "AI and Machine Learning"),
-           "call_usage": ("Truedy Voice Calls", "Networking")}
-NUMBERS_SERVICE = ("Truedy Phone Numbers", "Networking")
+SERVICE = {"subscription": ("Truedy Platform", "AI and Machine Learning", "Bots"),
+           "call_usage": ("Truedy Voice Calls", "Networking", "Network Connectivity")}
+NUMBERS_SERVICE = ("Truedy Phone Numbers", "Networking", "Network Connectivity")
 CARRIERS = {"twilio": "Twilio", "telnyx": "Telnyx"}
 ZERO = Decimal(0)
 
@@ -57,8 +58,11 @@ def stamp(day: dt.date) -> str:
 
 
 def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbers: dict[str, NumberFacts],
-               attributes: dict[str, dict[str, str]], estimates: dict[str, tuple[Decimal | None, str]]) -> pd.DataFrame:
+               attributes: dict[str, dict[str, str]], estimates: dict[str, tuple[Decimal | None, str]],
+               account: tuple[str, str] = ("truedy", "Truedy")) -> pd.DataFrame:
     """FOCUS rows for `period`: the invoices' lines, then the imported numbers' estimated carrier fees.
+
+    `account`: the (id, name) of the Truedy account the invoices are billed to.
 
     `attributes` maps a number id to its tags (country, type, agent...); `estimates`
     maps an imported provider to its configured (monthly amount, currency). Built
@@ -82,7 +86,7 @@ def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbe
         quantity = quantity if quantity is not None else Decimal(1)
         if unit is None:
             unit = amount / quantity if quantity else amount
-        service, category = SERVICE.get(kind, NUMBERS_SERVICE)
+        service, category, subcategory = SERVICE.get(kind, NUMBERS_SERVICE)
         usage = kind == "call_usage"
         billing_start, billing_end = bills[invoice_id]
         _append(columns, {
@@ -90,11 +94,12 @@ def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbe
             "ChargePeriodStart": stamp(start), "ChargePeriodEnd": stamp(end),
             "BilledCost": amount, "EffectiveCost": amount, "ListCost": unit * quantity, "ListUnitPrice": unit,
             "ContractedCost": unit * quantity, "ContractedUnitPrice": unit,
-            "BillingCurrency": currency, "ChargeCategory": CHARGE_CATEGORY[kind], "ChargeClass": None,
+            "BillingCurrency": currency, "BillingAccountId": account[0], "BillingAccountName": account[1],
+            "ChargeCategory": CHARGE_CATEGORY[kind], "ChargeClass": None,
             "ChargeFrequency": CHARGE_FREQUENCY[kind], "ChargeDescription": description or kind,
             "InvoiceId": invoice_id, "InvoiceIssuerName": "Truedy", "ProviderName": "Truedy", "PublisherName": "Truedy",
             "ResourceId": number_id, "ResourceName": phone, "ResourceType": "Phone Number" if number_id else None,
-            "ServiceName": service, "ServiceCategory": category,
+            "ServiceName": service, "ServiceCategory": category, "ServiceSubcategory": subcategory,
             "PricingQuantity": quantity, "PricingUnit": PRICING_UNIT[kind],
             "ConsumedQuantity": quantity if usage else None, "ConsumedUnit": "Minute" if usage else None,
             "Tags": tags_of(number_id), "x_CostSource": "invoice", "x_EstimatedCost": None,
@@ -113,12 +118,14 @@ def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbe
             "ChargePeriodStart": stamp(start), "ChargePeriodEnd": stamp(period.after),
             "BilledCost": ZERO, "EffectiveCost": ZERO, "ListCost": ZERO, "ListUnitPrice": ZERO,
             "ContractedCost": ZERO, "ContractedUnitPrice": ZERO,
-            "BillingCurrency": estimate[1], "ChargeCategory": "Purchase", "ChargeClass": None,
+            "BillingCurrency": estimate[1], "BillingAccountId": number.provider, "BillingAccountName": carrier,
+            "ChargeCategory": "Purchase", "ChargeClass": None,
             "ChargeFrequency": "Recurring",
             "ChargeDescription": f"Estimated {carrier} number fee (configured estimate; billed by {carrier}, not Truedy)",
             "InvoiceId": None, "InvoiceIssuerName": carrier, "ProviderName": carrier, "PublisherName": carrier,
             "ResourceId": number.number_id, "ResourceName": number.phone_number, "ResourceType": "Phone Number",
             "ServiceName": f"{carrier} Phone Numbers", "ServiceCategory": "Networking",
+            "ServiceSubcategory": "Network Connectivity",
             "PricingQuantity": Decimal(1), "PricingUnit": "Month", "ConsumedQuantity": None, "ConsumedUnit": None,
             "Tags": tags_of(number.number_id), "x_CostSource": "estimate", "x_EstimatedCost": estimate[0],
             "x_LineItemId": None, "x_LineItemType": "carrier_estimate",
@@ -137,7 +144,7 @@ def _tags(values: dict[str, str] | None) -> str:
 
 @dataclass(frozen=True)
 class FocusExport:
-    """The month's FOCUS rows, made a slice of invoice lines at a time, estimates last.
+    """The month's FOCUS rows, made a slice of invoice lines at a time; the estimates apart.
 
     140,000 lines as 33-column rows would hold a few hundred MB at once; a slice
     of 20,000 holds a seventh of that, and the rows go straight to focus.csv.
@@ -149,14 +156,19 @@ class FocusExport:
     numbers: dict[str, NumberFacts]
     attributes: dict[str, dict[str, str]]
     estimates: dict[str, tuple[Decimal | None, str]]
+    account: tuple[str, str] = ("truedy", "Truedy")
     chunk: int = 20_000
 
     def chunks(self) -> Iterator[pd.DataFrame]:
+        """focus.csv: the invoice lines."""
         for start in range(0, len(self.lines), self.chunk):
             yield focus_rows(self.period, self.headers, self.lines.iloc[start:start + self.chunk], {},
-                             self.attributes, {})
-        yield focus_rows(self.period, self.headers, self.lines.iloc[0:0], self.numbers, self.attributes,
-                         self.estimates)
+                             self.attributes, {}, self.account)
+
+    def estimate_rows(self) -> pd.DataFrame:
+        """carrier_estimates.csv: imported numbers' configured carrier fees, billed by no Truedy invoice."""
+        return focus_rows(self.period, self.headers, self.lines.iloc[0:0], self.numbers, self.attributes,
+                          self.estimates, self.account)
 
 
 def billed_by_currency(rows: pd.DataFrame) -> dict[str, Decimal]:

@@ -138,6 +138,12 @@ def cron(value: str) -> str:
     return value
 
 
+def non_empty(value: str) -> str:
+    if not value.strip():
+        raise Invalid("must not be empty")
+    return value.strip()
+
+
 def anything(value: Any) -> Any:
     return value
 
@@ -155,7 +161,8 @@ CONSTRAINTS: dict[str, dict[str, Check]] = {
     "flags": {"grace_days": at_least(0), "idle_days_threshold": positive(), "protect_number_ids": frozenset,
               "protect_label_pattern": regex, "enabled_rules": rule_names},
     "carrier_costs": {"twilio": carrier_cost, "telnyx": carrier_cost},
-    "reports": {"dir": anything, "base_url": lambda value: http_url(value) if value else ""},
+    "reports": {"dir": anything, "base_url": lambda value: http_url(value) if value else "",
+                "billing_account_id": non_empty, "billing_account_name": non_empty},
     "mail": {"outbox_dir": anything, "smtp_host": anything, "smtp_port": positive(65535),
              "smtp_security": one_of("none", "starttls", "tls"), "smtp_username": anything, "from_address": sender,
              "smtp_timeout_s": positive(), "smtp_max_attempts": positive(20), "smtp_ca_file": anything},

@@ -183,6 +183,7 @@ def _build(v: dict[str, Any], env: dict[str, str], sources: tuple[str, ...]) -> 
             overdue_after_hours=int(v["schedule.overdue_after_hours"]),
             stop_grace_s=float(v["schedule.stop_grace_s"])),
         reports_base_url=v["reports.base_url"],
+        billing_account=(v["reports.billing_account_id"], v["reports.billing_account_name"]),
         metrics_textfile=_project_path(Path(v["metrics.textfile"])) if v["metrics.textfile"] else None,
         log_format=v["logging.format"],
         log_level=v["logging.level"],

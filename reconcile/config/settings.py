@@ -101,4 +101,5 @@ class Settings:
     log_level: str
     metrics_textfile: Path | None = None
     reports_base_url: str = ""
+    billing_account: tuple[str, str] = ("truedy", "Truedy")  # (id, name), as focus.csv names it
     sources: tuple[str, ...] = field(default=())

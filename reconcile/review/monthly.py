@@ -66,7 +66,8 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
     recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
     recurring["Agent"] = monthly.top_rows(recurring["Agent"], TOP_AGENTS, "other agents")
     estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
-    focus = FocusExport(period, month_headers, lines, facts, monthly.number_tags(latest, names), estimates)
+    focus = FocusExport(period, month_headers, lines, facts, monthly.number_tags(latest, names), estimates,
+                        settings.billing_account)
     return MonthlyReview(
         period=period, generated_at=now, movement=moved, recurring=recurring,
         recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
