@@ -116,8 +116,8 @@ def _message_id(run_id: int, digest: Digest) -> str:
 
 
 def _message(settings: Settings, digest: Digest, run_id: int, as_of: dt.datetime) -> EmailMessage:
-    content = render_digest(digest, as_of, settings.notify.digest_max_rows)
+    content = render_digest(digest, as_of, settings.notify.digest_max_rows, settings.notify.contact)
     return build_message(
         sender=settings.mail.from_address, to=[digest.recipient], cc=settings.notify.cc, subject=content.subject,
         text=content.text, html=content.html, attachments=[Attachment(content.filename, content.csv)],
-        message_id=_message_id(run_id, digest), date=as_of)
+        message_id=_message_id(run_id, digest), date=as_of, reply_to=settings.notify.contact)

@@ -6,6 +6,7 @@ import dataclasses
 import email
 import email.policy
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -136,7 +137,7 @@ def test_parts_and_attachment_parse_back(synced, smtp, tmp_path):
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "+442071230303" in text and "1.20 GBP" in text and "Assigned but idle" in text
-    assert "<td>Line" in html, "customer text stays in the body, as text"
+    assert '<span style="color:#6b7280;">Line' in html, "customer text stays in the body, as text"
     attachment = next(message.iter_attachments())
     assert attachment.get_content_type() == "text/csv" and attachment.get_filename() == "flagged-numbers-2026-11-20.csv"
     header = attachment.get_content().splitlines()[0]
@@ -291,3 +292,24 @@ def test_flagged_numbers_that_reach_nobody_are_named_everywhere(synced, smtp, tm
     assert "reach nobody" in format_status(report)
     routed = mail_settings(tmp_path, smtp)  # with a default recipient, nothing is unrouted
     assert run_cleanup(routed, synced, dry_run=True).unrouted == []
+
+
+
+def test_digest_wording_for_people(synced, smtp, tmp_path):
+    """The reason once per group, dates a person reads, an unknown cost said in words, whom to ask (and
+    Reply-To), and wording for the list the recipient is on."""
+    settings = mail_settings(tmp_path, smtp, contact="telephony-lead@example.com")
+    run_cleanup(settings, engine=synced)
+    ben = smtp.to("ben@example.com")[0]
+    assert ben["Reply-To"] == "telephony-lead@example.com"
+    text = ben.get_body(("plain",)).get_content()
+    assert "numbers that you are responsible for" in text and "telephony-lead@example.com" in text
+    assert re.search(r"flagged since \d{1,2} [A-Z][a-z]{2} 2026, (\d+ days?|today)", text)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T", text), "no raw ISO timestamps"
+    finance = smtp.to("finance@example.com")[0].get_body(("plain",)).get_content()
+    assert "in the whole account (you are on the finance list)" in finance
+    assert "you are responsible for" not in finance
+    for why in ("No AI agent uses these numbers", "An active agent has these numbers"):
+        assert finance.count(why) <= 1, "the reason once per group"
+    assert "?" not in re.sub(r"https?://\S+", "", finance.split("Releasing")[1].split("The attached")[0]) \
+        or "unknown (billed by the carrier)" in finance
