@@ -41,10 +41,12 @@ def line_chart(title: str, x: Sequence[dt.datetime], series: dict[str, Sequence[
         colour = PALETTE[index % len(PALETTE)]
         coords = " ".join(f"{px(i):.1f},{py(float(v)):.1f}" for i, v in enumerate(points))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
-        if n == 1:
-            parts.append(f'<circle cx="{px(0):.1f}" cy="{py(float(points[0])):.1f}" r="3" fill="{colour}"/>')
+        last = float(points[-1])
+        parts.append(f'<circle cx="{px(n - 1):.1f}" cy="{py(last):.1f}" r="3" fill="{colour}"/>')
+        parts.append(f'<text x="{px(n - 1) - 6:.1f}" y="{py(last) - 6:.1f}" text-anchor="end" fill="{colour}" '
+                     f'class="value">{_short(last)}</text>')
         parts.append(f'<text x="{width - pad_right}" y="{30 + 13 * index}" text-anchor="end" fill="{colour}" '
-                     f'class="legend">■ {escape(name)}</text>')
+                     f'class="legend">■ {escape(name)}: {_short(last)} now</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -46,7 +46,7 @@ def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: d
         html = environment().get_template("nightly.html.j2").render(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
             charts=_charts(summary.trend), settings=settings_view,
-            money=format_display, ts=format_timestamp, changes=_change_rows(summary))
+            money=format_display, ts=format_timestamp, changes=_change_rows(summary, result))
         (staging / "nightly.html").write_text(html, encoding="utf-8")
     return NightlyFiles(out_dir, *(out_dir / name for name in names))
 
@@ -63,7 +63,8 @@ def flagged_json(flagged: pd.DataFrame) -> str:
 
     savings, currencies = flagged["monthly_savings"].tolist(), text("currency")
     since = [format_timestamp(v)[:10] if isinstance(v, dt.datetime) else "" for v in flagged["first_flagged_at"].tolist()]
-    agents = [a or b for a, b in zip(text("inbound_agent_id"), text("outbound_agent_id"), strict=True)]
+    names = _agent_names(flagged)
+    agents = [names.get(a or b, a or b) for a, b in zip(text("inbound_agent_id"), text("outbound_agent_id"), strict=True)]
     rows = list(zip(
         text("phone_number"), text("number_id"), text("label"), text("flag"), text("reason"), text("recommended_action"),
         [format_amount(s, c) if isinstance(s, Decimal) else "" for s, c in zip(savings, currencies, strict=True)],
@@ -92,24 +93,35 @@ def _charts(trend: pd.DataFrame) -> list[str]:
     return charts
 
 
-def _change_rows(summary: NightlySummary) -> dict[str, list[dict[str, Any]]]:
+def _change_rows(summary: NightlySummary, result: FlagResult) -> dict[str, list[dict[str, Any]]]:
+    """Every change row with its phone number and label (blank, never "nan"); flags with the flag."""
     limit = 200
     view: dict[str, list[dict[str, Any]]] = defaultdict(list)
     c = summary.changes
+    known: dict[str, dict[str, Any]] = {}
+    for frame in (c.released, c.bought, c.reassigned, result.inventory):
+        for row in frame_rows(frame[[n for n in ("number_id", "phone_number", "label") if n in frame]]):
+            known[str(row["number_id"])] = row
+    names = {**_agent_names(result.inventory), **_agent_names(result.flagged)}
     for name, frame in (("bought", c.bought), ("released", c.released), ("reassigned", c.reassigned)):
-        for row in frame.head(limit).to_dict("records"):
-            view[name].append({"number_id": row["number_id"], "phone_number": row["phone_number"],
-                               "label": row.get("label"), "detail": _change_detail(name, {str(k): v for k, v in row.items()})})
+        for row in frame_rows(frame.head(limit)):
+            view[name].append({"number_id": row["number_id"], "phone_number": row.get("phone_number") or "",
+                               "label": row.get("label"), "detail": _change_detail(name, row, names)})
     for name, frame in (("newly_flagged", c.newly_flagged), ("resolved", c.resolved)):
-        for row in frame.head(limit).to_dict("records"):
-            view[name].append({"number_id": row["number_id"], "phone_number": "", "label": None,
-                               "detail": row["flag"] + (f" → {row['resolution']}" if row.get("resolution") else "")})
+        for row in frame_rows(frame.head(limit)):
+            number = known.get(str(row["number_id"]), {})
+            detail = (f"newly flagged: {row['flag']}" if name == "newly_flagged"
+                      else f"{row['flag']} → {row.get('resolution') or 'resolved'}")
+            view[name].append({"number_id": row["number_id"], "phone_number": number.get("phone_number") or "",
+                               "label": number.get("label"), "detail": detail})
     return view
 
 
-def _change_detail(kind: str, row: dict[str, Any]) -> str:
+def _change_detail(kind: str, row: dict[str, Any], names: dict[str, str]) -> str:
     if kind == "reassigned":
-        return f"inbound {row.get('inbound_agent_id') or '-'}, outbound {row.get('outbound_agent_id') or '-'}"
+        inbound, outbound = row.get("inbound_agent_id"), row.get("outbound_agent_id")
+        return (f"inbound {names.get(inbound, inbound) if inbound else '-'}, "
+                f"outbound {names.get(outbound, outbound) if outbound else '-'}")
     if kind == "released":
         return "released"
     return f"bought {format_timestamp(row['purchased_at'])}" if row.get("purchased_at") is not None else "bought"

@@ -111,9 +111,12 @@ def test_html_is_self_contained_escaped_and_its_totals_equal_the_csv(make_sandbo
     shown = defaultdict(dict)
     for kind, currency, amount in page.totals:
         shown[kind][currency] = Decimal(amount.replace(",", ""))
-    assert shown["savings"] == sums_by_currency(flagged, "monthly_savings")
+    assert shown["savings-truedy"] == sums_by_currency([r for r in flagged if r["savings_basis"] == "truedy_fee"],
+                                                       "monthly_savings"), "Truedy fees apart from carrier estimates"
+    assert shown["savings-estimated"] == sums_by_currency(
+        [r for r in flagged if r["savings_basis"] == "carrier_estimate"], "monthly_savings")
     assert shown["monthly_cost"] == {c: v for c, v in sums_by_currency(inventory, "monthly_cost").items()}
-    assert set(shown["savings"]) == {"USD", "GBP", "EUR"}
+    assert set(shown["savings-truedy"]) == {"USD", "GBP", "EUR"}
     for flag in {row["flag"] for row in flagged}:
         assert shown[f"savings:{flag}"] == sums_by_currency([r for r in flagged if r["flag"] == flag], "monthly_savings")
 
@@ -166,6 +169,13 @@ def test_flag_history_keeps_first_flagged_and_records_how_flags_end(make_sandbox
     assert summary.changes.counts()["resolved"] == 2 and summary.changes.counts()["released"] == 1
     assert [(t.currency, t.amount, t.count) for t in summary.realised] == [("USD", Decimal("1.15"), 1)]
     assert 'data-total="realised" data-currency="USD" data-count="1">1.15 USD' in files.html.read_text()
+    html = files.html.read_text()
+    assert not re.search(r">\s*nan\s*<|→ nan|\bNaN\b", html), "missing text is blank, never nan"
+    resolved = re.findall(r"<td>([^<]*)</td><td>(\+[0-9]+)</td><td>[^<]*</td><td>(\w+ → \w+)</td>", html)
+    assert {(number, change) for number, _, change in resolved} >= {("num_D_orphaned", "orphaned_agent → released"),
+                                                                   ("num_A_unassigned_7d", "unassigned → assigned")}
+    newly = re.findall(r"<td>([^<]*)</td><td>(\+[0-9]+)</td><td>[^<]*</td><td>newly flagged: (\w+)</td>", html)
+    assert ("num_B_unassigned_6d23h", "unassigned") in {(n, f) for n, _, f in newly}, "the phone and the new flag"
 
 
 def test_report_on_an_empty_store_says_to_sync_first(store, tmp_path):

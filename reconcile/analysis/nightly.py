@@ -61,6 +61,7 @@ class NightlySummary:
     flagged: int
     savings: list[CurrencyTotal]
     savings_estimated: list[CurrencyTotal]
+    savings_truedy: list[CurrencyTotal]   # Truedy fees only (the carrier estimates are apart)
     savings_unknown: int
     by_flag: list[dict[str, Any]]
     protected: int
@@ -143,6 +144,7 @@ def summarise(
         by_flag.append({"flag": name, "count": len(group),
                         "savings": totals_by_currency(group["monthly_savings"], group["currency"])})
     estimated = flagged[flagged["savings_basis"] == "carrier_estimate"]
+    fees = flagged[flagged["savings_basis"] == "truedy_fee"]
     return NightlySummary(
         as_of=result.as_of,
         run_id=run_id,
@@ -154,6 +156,7 @@ def summarise(
         flagged=len(flagged),
         savings=totals_by_currency(flagged["monthly_savings"], flagged["currency"]),
         savings_estimated=totals_by_currency(estimated["monthly_savings"], estimated["currency"]),
+        savings_truedy=totals_by_currency(fees["monthly_savings"], fees["currency"]),
         savings_unknown=int((flagged["savings_basis"] == "unknown").sum()),
         by_flag=by_flag,
         protected=result.protected_count,
