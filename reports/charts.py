@@ -43,8 +43,6 @@ def line_chart(title: str, x: Sequence[dt.datetime], series: dict[str, Sequence[
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
         last = float(points[-1])
         parts.append(f'<circle cx="{px(n - 1):.1f}" cy="{py(last):.1f}" r="3" fill="{colour}"/>')
-        parts.append(f'<text x="{px(n - 1) - 6:.1f}" y="{py(last) - 6:.1f}" text-anchor="end" fill="{colour}" '
-                     f'class="value">{_short(last)}</text>')
         parts.append(f'<text x="{width - pad_right}" y="{30 + 13 * index}" text-anchor="end" fill="{colour}" '
                      f'class="legend">■ {escape(name)}: {_short(last)} now</text>')
     parts.append("</svg>")
