@@ -14,7 +14,7 @@ def line_chart(title: str, x: Sequence[dt.datetime], series: dict[str, Sequence[
                width: int = 560, height: int = 180) -> str:
     """One SVG with a line per series over shared x values (dates)."""
     pad_left, pad_right, pad_bottom = 56, 12, 28
-    pad_top = 22 + 13 * len(series)  # room for the title and one legend line per series
+    pad_top = 30 + 22 * len(series)  # room for the title and one legend line per series (large on phones)
     values = [float(v) for points in series.values() for v in points]
     if not x or not values:
         return f'<svg class="chart" width="{width}" height="40" role="img"><text x="4" y="24">{escape(title)}: no history yet</text></svg>'
@@ -43,7 +43,7 @@ def line_chart(title: str, x: Sequence[dt.datetime], series: dict[str, Sequence[
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
         last = float(points[-1])
         parts.append(f'<circle cx="{px(n - 1):.1f}" cy="{py(last):.1f}" r="3" fill="{colour}"/>')
-        parts.append(f'<text x="{width - pad_right}" y="{30 + 13 * index}" text-anchor="end" fill="{colour}" '
+        parts.append(f'<text x="{width - pad_right}" y="{44 + 22 * index}" text-anchor="end" fill="{colour}" '
                      f'class="legend">■ {escape(name)}: {_short(last)} now</text>')
     parts.append("</svg>")
     return "".join(parts)

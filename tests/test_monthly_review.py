@@ -339,7 +339,8 @@ def test_run_monthly_reviews_last_month_and_mails_finance_once(make_sandbox, mak
     settings = dataclasses.replace(
         base, truedy=dataclasses.replace(base.truedy, base_url=server.url, api_key=Secret(SANDBOX_API_KEY)),
         notify=dataclasses.replace(base.notify, finance_recipients=("finance@example.com",)),
-        mail=dataclasses.replace(base.mail, outbox_dir=tmp_path / "outbox"))
+        mail=dataclasses.replace(base.mail, outbox_dir=tmp_path / "outbox"),
+        reports_base_url="https://intranet.example/reconcile/")
     first = run_monthly(settings, clock=lambda: server.account.now, engine=store, progress=NullProgress())
     assert first.review.period == Period(2026, 10) and first.sent == ["finance@example.com"]
     again = run_monthly(settings, clock=lambda: server.account.now, engine=store, progress=NullProgress())
@@ -358,6 +359,7 @@ def test_run_monthly_reviews_last_month_and_mails_finance_once(make_sandbox, mak
     html_part = parsed.get_body(preferencelist=("html",)).get_content()
     assert "<title>Truedy invoice review 2026-10</title>" in html_part
     assert "Other lines" in html_part and "subscription" in html_part, "every total adds up from what is shown"
+    assert 'href="https://intranet.example/reconcile/monthly-2026-10/monthly.html"' in html_part
     assert SANDBOX_API_KEY not in text
 
 
