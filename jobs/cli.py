@@ -16,12 +16,13 @@ import click
 from reconcile import __version__
 from reconcile.config import SANDBOX_API_KEY
 from reconcile.jobs.context import Context, clock_for, fail_cleanly
+from reconcile.jobs.number_commands import keep, release, unkeep
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="reconcile", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", envvar="RECONCILE_CONFIG", type=click.Path(dir_okay=False),
-              help="TOML file layered over config/default.toml (env RECONCILE_CONFIG).")
+              help="TOML file layered over the shipped defaults (env RECONCILE_CONFIG).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="Log lines for people (text) or machines (json); default from config.")
 @click.pass_context
@@ -330,6 +331,11 @@ def sandbox_serve(host: str, port: int, seed: int, numbers: int, calls: int | No
     click.echo(f"sandbox: {len(account.numbers)} numbers, {len(account.calls)} calls, seed {seed}", err=True)
     click.echo(f"sandbox: export TRUEDY_BASE_URL=http://{host}:{port} TRUEDY_API_KEY={api_key}", err=True)
     serve_forever(account, host, port, api_key)
+
+
+cli.add_command(keep)
+cli.add_command(unkeep)
+cli.add_command(release)
 
 
 def main() -> None:

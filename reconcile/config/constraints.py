@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from reconcile.addresses import is_email
-from reconcile.analysis.rules import RULES
 from reconcile.config.settings import CarrierCost
 from reconcile.money import parse_amount, parse_currency
 
@@ -81,6 +80,9 @@ def regex(value: str) -> str:
 
 
 def rule_names(value: list[str]) -> tuple[str, ...]:
+    # imported here, not at the top: the rules module imports the settings, which import this module
+    from reconcile.analysis.rules import RULES
+
     for name in value:
         if name not in RULES:
             raise Invalid(f"names unknown rule {name!r}; allowed: {', '.join(RULES)}")
@@ -171,6 +173,8 @@ CONSTRAINTS: dict[str, dict[str, Check]] = {
                "webhook_url": secret_http_url, "webhook_headlines": anything},
     "schedule": {"timezone": timezone, "nightly": cron, "cleanup": cron, "monthly": cron,
                  "misfire_grace_hours": positive(), "overdue_after_hours": positive(24 * 40), "stop_grace_s": positive()},
+    "release": {"min_flagged_days": at_least(0), "notice_days": at_least(0), "max_per_run": positive(10_000),
+                "plan_max_age_days": positive(365)},
     "metrics": {"textfile": anything},
     "logging": {"format": one_of("text", "json"), "level": one_of("DEBUG", "INFO", "WARNING", "ERROR")},
 }

@@ -87,6 +87,14 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class ReleaseSettings:
+    min_flagged_days: int = 30
+    notice_days: int = 7
+    max_per_run: int = 50
+    plan_max_age_days: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     truedy: TruedySettings
     database_url: str
@@ -102,4 +110,5 @@ class Settings:
     metrics_textfile: Path | None = None
     reports_base_url: str = ""
     billing_account: tuple[str, str] = ("truedy", "Truedy")  # (id, name), as focus.csv names it
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
     sources: tuple[str, ...] = field(default=())

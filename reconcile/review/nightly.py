@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from reconcile.analysis.rules import RULES
 from reconcile.config import Settings
 from reconcile.errors import StoreError
 from reconcile.store import flags as flag_store
+from reconcile.store import keeps as keep_store
 from reconcile.store import readers
 from reconcile.store.readers import SyncRun
 from reconcile.store.writer import get_state, set_state
@@ -58,7 +60,9 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
         last_calls = readers.last_calls(connection, before=at)
         evaluated = flag_store.last_evaluated_run(connection)
         first_flagged = flag_store.first_flagged_as_of(connection, run.id)
-    result = evaluate_flags(inventory, agents, last_calls, at, settings.flags, settings.carrier_costs, first_flagged)
+        kept = keep_store.kept_ids(connection, at)
+    flags = dataclasses.replace(settings.flags, protect_number_ids=settings.flags.protect_number_ids | kept)
+    result = evaluate_flags(inventory, agents, last_calls, at, flags, settings.carrier_costs, first_flagged)
     if record_history and newest is not None and run.id == newest.id and run.id > evaluated and at == run.as_of:
         with engine.begin() as connection:
             plan = plan_streaks(flag_store.open_streaks(connection), result.inventory, settings.flags)

@@ -52,6 +52,7 @@ class Faults:
     slow_s: float = 5.0
     malformed: int = 0              # numbers and calls served with a broken field
     churn_per_listing: float = 0.0  # chance per numbers page that one number is bought and one released
+    lose_write_answers: int = 0     # the next N writes (POST, DELETE) act, then answer 503 (a lost answer)
 
 
 class Account:

@@ -92,6 +92,7 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
     anonymous = RateLimiter()          # every request without the right key, together
     faults_rng = random.Random(account.seed + 99)
     expected = f"Bearer {api_key}".encode()
+    requests: list[tuple[str, str]] = []  # (method, path) of every request the key made: what a test inspects
 
     def endpoint(handler: Handler, needs_body: bool = False,
                  query: tuple[str, ...] = ()) -> Callable[[Request], Awaitable[Response]]:
@@ -107,6 +108,7 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
                 return _error(429, "rate_limited", "too many requests", headers)
             if not authorized:
                 return _error(401, "unauthorized", "missing or invalid API key", headers)
+            requests.append((request.method, request.url.path))
             if faults.slow_rate and faults_rng.random() < faults.slow_rate:
                 await asyncio.sleep(faults.slow_s)
             if faults.error_rate and faults_rng.random() < faults.error_rate:
@@ -130,6 +132,9 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
                     status, body = handler(request, account, payload)
             except SandboxError as exc:
                 return _error(exc.status, exc.code, exc.message, headers)
+            if request.method in ("POST", "DELETE") and faults.lose_write_answers > 0:
+                faults.lose_write_answers -= 1  # it acted; the answer is lost on the way
+                return _error(503, "internal", "transient upstream fault", headers)
             return _json(body, status, headers)
 
         return serve
@@ -159,6 +164,7 @@ def create_app(account: Account, api_key: str = SANDBOX_API_KEY) -> Starlette:
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.account = account
+    app.state.requests = requests
     app.state.limiter = limiter
     app.state.anonymous = anonymous
     return app

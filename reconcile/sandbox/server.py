@@ -30,6 +30,12 @@ class SandboxServer:
         self._thread = threading.Thread(target=self._run, daemon=True, name="sandbox")
 
     @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request made with the key, in order."""
+        log: list[tuple[str, str]] = self.app.state.requests
+        return log
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

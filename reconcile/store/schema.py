@@ -188,6 +188,57 @@ job_runs = Table(
 )
 Index("ix_job_runs_job_slot", job_runs.c.job, job_runs.c.slot)
 
+# Numbers kept on purpose by their people: in force while ended_at is NULL and until (a date,
+# inclusive) has not passed. Rows are never deleted: they are the keep list's history.
+keeps = Table(
+    "keeps", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number_id", String(100), nullable=False),
+    Column("phone_number", String(32)),
+    Column("reason", Text, nullable=False),
+    Column("kept_by", String(200), nullable=False),
+    Column("kept_at", UTCDateTime, nullable=False),
+    Column("until", Date),
+    Column("ended_at", UTCDateTime),
+    Column("ended_by", String(200)),
+    Column("ended_reason", Text),
+)
+Index("ix_keeps_number", keeps.c.number_id)
+
+# Release plans: numbers to release on a date unless kept, and the journal of applying them.
+# An item's state: planned -> releasing (written before the API is asked) -> released | skipped | failed.
+release_plans = Table(
+    "release_plans", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("sync_run_id", Integer, ForeignKey("sync_runs.id"), nullable=False),
+    Column("release_on", Date, nullable=False),
+    Column("status", String(16), nullable=False),            # planned | applied | cancelled
+    Column("criteria", Text, nullable=False),                # JSON: rules, min_flagged_days, max, label_pattern
+    Column("applied_at", UTCDateTime),
+)
+release_items = Table(
+    "release_items", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("plan_id", Integer, ForeignKey("release_plans.id"), nullable=False),
+    Column("number_id", String(100), nullable=False),
+    Column("phone_number", String(32), nullable=False),
+    Column("flag", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("monthly_cost", Money),
+    Column("currency", String(3)),
+    Column("first_flagged_at", UTCDateTime),
+    Column("last_call_at", UTCDateTime),
+    Column("inbound_agent_id", String(100)),
+    Column("outbound_agent_id", String(100)),
+    Column("state", String(16), nullable=False),
+    Column("detail", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("released_at", UTCDateTime),
+    UniqueConstraint("plan_id", "number_id", name="uq_release_items_plan_number"),
+)
+
 # Liveness of long-running processes: the scheduler writes its row every HEARTBEAT seconds.
 heartbeats = Table(
     "heartbeats", metadata,

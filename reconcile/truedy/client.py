@@ -100,10 +100,14 @@ class TruedyClient:
 
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
-        json: Any = None, allow_404: bool = False,
+        json: Any = None, allow_404: bool = False, once: bool = False,
     ) -> Any:
-        """Send one request under the retry policy; the decoded JSON body, or None for an allowed 404."""
+        """Send one request under the retry policy; the decoded JSON body, or None for an allowed 404.
+
+        `once`: no retry at all, whatever the answer (a write whose outcome the caller reads back).
+        """
         where = f"{method} /{path.lstrip('/')}"
+        attempts = 1 if once else self.policy.max_attempts
         attempt = 0
         while True:
             attempt += 1
@@ -121,7 +125,7 @@ class TruedyClient:
                     response = self.http.request(method, path.lstrip("/"), params=params, json=json)
             except httpx.TransportError as exc:
                 self.stats.count(None, attempt > 1)
-                if attempt < self.policy.max_attempts and self.policy.should_retry(method, None, exc):
+                if attempt < attempts and self.policy.should_retry(method, None, exc):
                     self._backoff(attempt, None, where, describe_transport_error(exc))
                     continue
                 raise RetriesExhausted(
@@ -136,7 +140,7 @@ class TruedyClient:
                 try:
                     return orjson.loads(response.content)
                 except orjson.JSONDecodeError:
-                    if attempt < self.policy.max_attempts and method == "GET":
+                    if attempt < attempts and method == "GET":
                         self._backoff(attempt, None, where, f"answered {status} with a body that is not JSON")
                         continue
                     raise ContractError(f"{where} answered {status} with a body that is not JSON") from None
@@ -147,7 +151,7 @@ class TruedyClient:
                 )
             if status == 404 and allow_404:
                 return None
-            if attempt < self.policy.max_attempts and self.policy.should_retry(method, status, None):
+            if attempt < attempts and self.policy.should_retry(method, status, None):
                 self._backoff(attempt, response.headers, where, f"answered {status} {error_code(response)}",
                               rate_limited=status == 429)
                 continue
@@ -346,16 +350,16 @@ class TruedyClient:
 
     # -- the contract's write paths (used by tests and tools, never by a sync) ----------
 
-    def release_number(self, number_id: str) -> PhoneNumber:
-        return parse_number(self.request("DELETE", f"telephony/numbers/{_path_segment(number_id)}"))
+    def release_number(self, number_id: str, once: bool = False) -> PhoneNumber:
+        return parse_number(self.request("DELETE", f"telephony/numbers/{_path_segment(number_id)}", once=once))
 
     def assign_number(self, number_id: str, agent_id: str, assignment_type: str) -> PhoneNumber:
         body = {"number_id": number_id, "agent_id": agent_id, "assignment_type": assignment_type}
         return parse_number(self.request("POST", "telephony/numbers/assign", json=body))
 
-    def unassign_number(self, number_id: str, assignment_type: str) -> PhoneNumber:
+    def unassign_number(self, number_id: str, assignment_type: str, once: bool = False) -> PhoneNumber:
         body = {"number_id": number_id, "assignment_type": assignment_type}
-        return parse_number(self.request("POST", "telephony/numbers/unassign", json=body))
+        return parse_number(self.request("POST", "telephony/numbers/unassign", json=body, once=once))
 
     def search_numbers(self, **criteria: Any) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.request("POST", "telephony/numbers/search", json=criteria)["data"]
