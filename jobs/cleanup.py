@@ -20,6 +20,7 @@ from reconcile.money import format_amount
 from reconcile.reports.digest import render_digest
 from reconcile.review.nightly import evaluate_run, phones, routing_of
 from reconcile.store import digests as sent_log
+from reconcile.store import releases as release_store
 
 log = logging.getLogger("reconcile.cleanup")
 
@@ -84,6 +85,7 @@ def run_cleanup(settings: Settings, engine: Engine, clock: Clock = system_clock,
     result, run_id = evaluation.result, evaluation.run.id
     with engine.connect() as connection:
         previous = sent_log.previous_numbers(connection, run_id)
+    releasing = release_store.releasing(engine)
     routing = routing_of(settings, evaluation)
     digests = build_digests(result.flagged, routing, previous)
     outcome = CleanupOutcome(run_id, digests, dry_run, bad_owner_values=routing.bad_owner_values,
@@ -96,7 +98,7 @@ def run_cleanup(settings: Settings, engine: Engine, clock: Clock = system_clock,
     for digest in digests:
         try:
             delivery = deliver_once(
-                engine, transport, functools.partial(_message, settings, digest, run_id, evaluation.run.as_of),
+                engine, transport, functools.partial(_message, settings, digest, run_id, evaluation.run.as_of, releasing),
                 run_id=run_id, kind="cleanup",
                 envelopes={digest.recipient: [digest.recipient, *settings.notify.cc, *settings.notify.bcc]},
                 number_ids=list(digest.rows["number_id"]), clock=clock, resend_unknown=resend_unknown)
@@ -115,8 +117,9 @@ def _message_id(run_id: int, digest: Digest) -> str:
     return message_id_for("cleanup", str(run_id), digest.recipient)
 
 
-def _message(settings: Settings, digest: Digest, run_id: int, as_of: dt.datetime) -> EmailMessage:
-    content = render_digest(digest, as_of, settings.notify.digest_max_rows, settings.notify.contact)
+def _message(settings: Settings, digest: Digest, run_id: int, as_of: dt.datetime,
+             releasing: dict[str, dt.date]) -> EmailMessage:
+    content = render_digest(digest, as_of, settings.notify.digest_max_rows, settings.notify.contact, releasing)
     return build_message(
         sender=settings.mail.from_address, to=[digest.recipient], cc=settings.notify.cc, subject=content.subject,
         text=content.text, html=content.html, attachments=[Attachment(content.filename, content.csv)],

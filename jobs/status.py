@@ -25,6 +25,7 @@ from reconcile.schedule import next_fire
 from reconcile.store import digests as sent_log
 from reconcile.store import heartbeats, readers
 from reconcile.store import jobs as history
+from reconcile.store import releases as release_store
 
 
 def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None = None, runs: int = 5) -> dict[str, Any]:
@@ -57,12 +58,15 @@ def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None =
         sync = readers.latest_complete_run(connection)
         unknown = sent_log.unknown_fates(connection)
     unrouted = unrouted_now(engine)
+    pending = [{"plan_id": p.id, "release_on": p.release_on.isoformat(), "created_by": p.created_by,
+                "numbers": count, "due": p.release_on <= now.date()} for p, count in release_store.pending_counts(engine)]
     failing = [code for code in codes if code]
     return {"now": format_timestamp(now), "timezone": tz, "healthy": not failing,
             "exit_code": failing[0] if failing else 0, "jobs": jobs,
             "scheduler": {"state": scheduler.state, "detail": scheduler.detail,
                           "last_seen": format_timestamp(seen[0]) if seen else None,
                           "where": seen[1] if seen else None},
+            "pending_release_plans": pending,
             "last_complete_sync": {"run_id": sync.id, "as_of": format_timestamp(sync.as_of)} if sync else None,
             "unrouted_flagged": {"run_id": unrouted[0], "count": len(unrouted[1]), "numbers": unrouted[1]}
             if unrouted and unrouted[1] else None,
@@ -76,6 +80,10 @@ def format_status(report: dict[str, Any], width: int = 100) -> str:
     sync = report["last_complete_sync"]
     lines.append(f"last complete sync: run {sync['run_id']} as of {sync['as_of']}" if sync else "no complete sync yet")
     lines.append(f"scheduler: {report['scheduler']['state']}: {report['scheduler']['detail']}")
+    for plan in report["pending_release_plans"]:
+        when = "due now" if plan["due"] else f"due {plan['release_on']}"
+        lines.append(f"release plan {plan['plan_id']}: {plan['numbers']} number(s), {when} "
+                     f"(made by {plan['created_by']}): `reconcile release apply {plan['plan_id']} --yes`")
     if unrouted := report["unrouted_flagged"]:
         lines.append(f"as of sync run {unrouted['run_id']}, {unrouted_line(unrouted['numbers'], shown=5)}")
     for job, info in report["jobs"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,10 @@ def detail(row: dict[str, Any], as_of: dt.datetime) -> str:
     return f"idle {row['idle_days']} days; " + (f"last call {day(last)}" if last is not None else "never called")
 
 
-def render_digest(digest: Digest, as_of: dt.datetime, max_rows: int, contact: str = "") -> DigestContent:
+def render_digest(digest: Digest, as_of: dt.datetime, max_rows: int, contact: str = "",
+                  releasing: Mapping[str, dt.date] | None = None) -> DigestContent:
+    """`releasing`: number_id -> the date a pending release plan releases it, unless kept."""
+    planned = releasing or {}
     shown = digest.rows.head(max_rows)
     groups = []
     for flag in ("unassigned", "orphaned_agent", "idle"):
@@ -78,6 +82,8 @@ def render_digest(digest: Digest, as_of: dt.datetime, max_rows: int, contact: st
         if rows:
             for row in rows:
                 row["detail"], row["since"] = detail(row, as_of), since(row["first_flagged_at"], as_of)
+                on = planned.get(str(row["number_id"]))
+                row["release_on"] = f"{on:%-d %b %Y}" if on else ""
             groups.append({"flag": flag, "title": FLAG_TITLES[flag], "why": FLAG_WHY[flag],
                            "action": rows[0]["recommended_action"], "rows": rows})
     audience = " and ".join(AUDIENCE[role] for role in ("owner", "default", "finance") if role in digest.roles)
@@ -85,6 +91,7 @@ def render_digest(digest: Digest, as_of: dt.datetime, max_rows: int, contact: st
         "d": digest, "groups": groups, "as_of": as_of, "more": digest.count - len(shown),
         "new_count": len(digest.new_ids), "money": format_display, "ts": format_timestamp, "day": day,
         "audience": audience, "contact": contact, "unknown_cost": UNKNOWN_COST,
+        "to_release": sum(1 for n in digest.rows["number_id"] if n in planned),
     }
     env = environment()
     return DigestContent(

@@ -161,3 +161,31 @@ def test_a_kill_mid_apply_then_a_rerun_releases_each_number_once(world, database
     assert {i.state for i in items} == {"released"}
     deletes = [w for w in writes(server) if w[0] == "DELETE"]
     assert len(deletes) == len(set(deletes)) == 12, "never released twice"
+
+
+def test_a_plan_is_announced_in_the_digests_and_listed_by_status(world, tmp_path):
+    import email
+    import email.policy
+
+    from reconcile.jobs.cleanup import run_cleanup
+    from reconcile.jobs.status import collect_status, format_status
+
+    server, store, settings = world
+    now = server.account.now
+    outcome = plan_release(settings, store, lambda: now, Criteria(min_flagged_days=0, max_numbers=4), "ops-lead")
+    _, items = plans.plan(store, outcome.plan_id)
+    mailing = dataclasses.replace(
+        settings, mail=dataclasses.replace(settings.mail, outbox_dir=tmp_path / "outbox"),
+        notify=dataclasses.replace(settings.notify, default_recipients=("ops@example.com",),
+                                   finance_recipients=("finance@example.com",)))
+    run_cleanup(mailing, store)
+    finance = next(p for p in (tmp_path / "outbox").glob("*.eml") if "finance@example.com" in p.name)
+    text = email.message_from_bytes(finance.read_bytes(), policy=email.policy.default).get_body(("plain",)).get_content()
+    day = f"{outcome.release_on:%-d %b %Y}"
+    assert f"{len(items)} of them will be released on the date shown, unless kept" in text
+    assert text.count(f"WILL BE RELEASED ON {day} unless kept") == len(items)
+    assert "reconcile keep +NUMBER" in text
+    report = collect_status(settings, store, now=now)
+    assert report["pending_release_plans"] == [{"plan_id": outcome.plan_id, "release_on": outcome.release_on.isoformat(),
+                                                "created_by": "ops-lead", "numbers": len(items), "due": False}]
+    assert f"release plan {outcome.plan_id}: {len(items)} number(s), due {outcome.release_on}" in format_status(report)

@@ -81,6 +81,26 @@ def pending(engine: Engine) -> list[Plan]:
     return [Plan(**{**r._mapping, "criteria": json.loads(r.criteria)}) for r in rows]
 
 
+def pending_counts(engine: Engine) -> list[tuple[Plan, int]]:
+    """Plans not applied yet, with how many of their numbers are still to do."""
+    out = []
+    for plan_row in pending(engine):
+        found = plan(engine, plan_row.id)
+        out.append((plan_row, sum(1 for item in (found[1] if found else []) if item.state not in FINAL)))
+    return out
+
+
+def releasing(engine: Engine) -> dict[str, dt.date]:
+    """number_id -> the release date of a pending plan that will release it (the soonest)."""
+    dates: dict[str, dt.date] = {}
+    for plan_row in pending(engine):
+        found = plan(engine, plan_row.id)
+        for item in found[1] if found else []:
+            if item.state not in FINAL and item.number_id not in dates:
+                dates[item.number_id] = plan_row.release_on
+    return dates
+
+
 def journal(engine: Engine, item_id: int, state: str, detail: str, now: dt.datetime,
             released_at: dt.datetime | None = None) -> None:
     """Record an item's state, committed at once: before the API is asked (`releasing`) and after."""
