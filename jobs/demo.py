@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import Engine
 
 from reconcile.config import (
     DEFAULT_CONFIG,
@@ -25,13 +26,19 @@ from reconcile.config import (
     load_settings,
 )
 from reconcile.jobs.cleanup import CleanupOutcome, run_cleanup
+from reconcile.jobs.keep import keep_number
 from reconcile.jobs.monthly import MonthlyOutcome, report_monthly, send_review
 from reconcile.jobs.nightly import NightlyOutcome, run_nightly
+from reconcile.jobs.release import ApplyOutcome, PlanOutcome, apply_release, plan_release
+from reconcile.money import format_money
 from reconcile.progress import NullProgress
+from reconcile.releases import Criteria
 from reconcile.review.monthly import previous_period
 from reconcile.sandbox import SandboxServer, generate_account
 from reconcile.sandbox.account import Account
 from reconcile.sandbox.truth import expected_flags, invoice_errors
+from reconcile.store import keeps as keep_store
+from reconcile.store import releases as plans
 from reconcile.store.database import open_engine, upgrade
 
 log = logging.getLogger("reconcile.demo")
@@ -48,6 +55,9 @@ class DemoResult:
     monthly: MonthlyOutcome
     billing_agrees: bool
     billing_detail: str
+    plan: PlanOutcome | None = None
+    applied: ApplyOutcome | None = None
+    announced: int = 0          # the digests that announced the plan
 
 
 def demo_settings(root: Path, base_url: str) -> Settings:
@@ -77,13 +87,25 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
         engine = open_engine(settings.database_url)
         upgrade(engine)
         say(f"demo: sandbox with {len(account.numbers)} numbers at {server.url}; store {root / 'reconcile.db'}")
+        plan: PlanOutcome | None = None
+        applied: ApplyOutcome | None = None
+        announced = 0
         for night in range(nights):
             if night:
                 account.advance(days=1)
+            if plan is not None and night == nights - 1:  # the plan's day: released unless kept, then the sync
+                applied = apply_release(settings, engine, lambda: account.now, plan.plan_id, yes=True)
+                say(f"night {night + 1}/{nights}: {applied.line()}")
+                for line in applied.lines:
+                    say(f"  {line}")
             outcome = run_nightly(settings, engine, lambda: account.now, progress=NullProgress())
             outcomes.append(outcome)
             say(f"night {night + 1}/{nights}: {outcome.sync.line() if outcome.sync else ''}")
-        agrees, detail = _check_truth(account, settings, outcomes[-1])
+            if night == 0 and nights > 1:  # a plan on the first night, announced in that night's digests
+                plan, announced = _plan_and_announce(settings, engine, account, nights, say)
+        with engine.connect() as connection:
+            kept = keep_store.kept_ids(connection, account.now)
+        agrees, detail = _check_truth(account, settings, outcomes[-1], kept)
         cleanup = run_cleanup(settings, engine=engine, clock=lambda: account.now)
         monthly = report_monthly(settings, engine, previous_period(account.now), lambda: account.now,
                                  progress=NullProgress())
@@ -92,6 +114,8 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
         engine.dispose()
     last = outcomes[-1]
     say(last.report_line())
+    realised = ", ".join(format_money(t.amount, t.currency) for t in last.summary.realised) or "none yet"
+    say(f"savings realised (released flagged numbers, a month): {realised}")
     for path in (last.files.html, last.files.flagged_csv, last.files.inventory_csv):
         say(f"  {path}")
     say(f"ground truth: {detail}")
@@ -102,7 +126,24 @@ def run_demo(root: Path | None = None, nights: int = 7, numbers: int = 500, seed
     for path in (monthly.files.html, monthly.files.reconciliation_csv, monthly.files.focus_csv):
         say(f"  {path}")
     say(f"invoice ground truth: {billing_detail}")
-    return DemoResult(root, outcomes, agrees, detail, cleanup, monthly, billing_agrees, billing_detail)
+    return DemoResult(root, outcomes, agrees, detail, cleanup, monthly, billing_agrees, billing_detail, plan, applied,
+                      announced)
+
+
+def _plan_and_announce(settings: Settings, engine: Engine, account: Account, nights: int,
+                       say: Callable[[str], None]) -> tuple[PlanOutcome, int]:
+    """Plan the release of ten flagged numbers on the last night, and send that night's digests."""
+    release_on = (account.now + dt.timedelta(days=nights - 1)).date()
+    plan = plan_release(settings, engine, lambda: account.now, Criteria(min_flagged_days=0, max_numbers=10), "demo",
+                        release_on)
+    say(f"  {plan.line()}")
+    announced = run_cleanup(settings, engine, clock=lambda: account.now)
+    say(f"  announced in {len(announced.sent)} digest(s) to the numbers' owners and finance")
+    found = plans.plan(engine, plan.plan_id)
+    if found and found[1]:  # an owner reads the digest and keeps one of them
+        first = found[1][0]
+        say(f"  {keep_number(engine, first.number_id, 'still needed for the spring campaign', 'ana', account.now, None)}")
+    return plan, len(announced.sent)
 
 
 def _protect_a_few(account: Account) -> None:
@@ -113,9 +154,11 @@ def _protect_a_few(account: Account) -> None:
         number.touch()
 
 
-def _check_truth(account: Account, settings: Settings, outcome: NightlyOutcome) -> tuple[bool, str]:
+def _check_truth(account: Account, settings: Settings, outcome: NightlyOutcome,
+                 kept: frozenset[str]) -> tuple[bool, str]:
+    """flagged.csv against the sandbox's own reading of the rules (the store's keep list counts as protection)."""
     truth = expected_flags(account, settings.flags.grace_days, settings.flags.idle_days_threshold,
-                           settings.flags.protect_number_ids, settings.flags.protect_label_pattern)
+                           settings.flags.protect_number_ids | kept, settings.flags.protect_label_pattern)
     flagged = pd.read_csv(outcome.files.flagged_csv, dtype=str, keep_default_na=False)
     found = dict(zip(flagged["number_id"], flagged["flag"], strict=True))
     if found == truth:

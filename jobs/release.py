@@ -24,6 +24,7 @@ from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
 from reconcile.errors import AuthError, ConfigError, ReconcileError, StoreError
 from reconcile.jobs.runtime import make_client
+from reconcile.money import format_money
 from reconcile.releases import Criteria, Decision, Planned, choose, decide
 from reconcile.reports.release import render_plan
 from reconcile.review.nightly import evaluate_run
@@ -45,7 +46,7 @@ class PlanOutcome:
     files: tuple[Path, Path]
 
     def line(self) -> str:
-        saving = ", ".join(f"{t.amount} {t.currency}" for t in self.savings) or "nothing"
+        saving = ", ".join(format_money(t.amount, t.currency) for t in self.savings) or "nothing"
         apart = f"; {self.imported} imported number(s) listed apart (release them at their carrier)" if self.imported else ""
         return (f"release plan {self.plan_id}: {self.count} number(s), saving {saving} a month, to be released on "
                 f"{self.release_on} unless kept{apart}; written to {self.files[0].parent}")
@@ -223,6 +224,7 @@ def _release(engine: Engine, client: TruedyClient, clock: Clock, item: plans.Ite
         return
     outcome.released += 1
     plans.journal(engine, item.id, "released", "released", clock(), answer.released_at)
-    outcome.lines.append(f"{label}: released, saving {item.monthly_cost or 'an unknown amount'} "
-                         f"{item.currency or ''} a month".rstrip())
+    saving = format_money(item.monthly_cost, item.currency) if item.monthly_cost is not None and item.currency \
+        else "an unknown amount"
+    outcome.lines.append(f"{label}: released, saving {saving} a month")
 

@@ -196,7 +196,11 @@ def test_the_demo_agrees_with_the_sandbox_ground_truth(tmp_path):
     assert last.files.html.exists() and last.summary.previous_as_of is not None
     assert len(last.summary.trend["run_id"].unique()) == 3
     outbox = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
-    assert len(outbox) == len(result.cleanup.sent) + 1 > 2 and not result.cleanup.failed
+    assert len(outbox) == result.announced + len(result.cleanup.sent) + 1 > 2 and not result.cleanup.failed
+    assert result.plan is not None and result.applied is not None, "a plan on night 1, applied on the last night"
+    assert result.applied.skipped == 1 and any("kept since the plan" in line for line in result.applied.lines)
+    assert result.applied.released == result.plan.count - 1 > 0
+    assert last.summary.realised, "the saving shows on the last night's page"
     assert result.monthly.sent == ["finance@example.com"]
     review = [p for p in outbox if "Truedy invoice review 2026-10" in p.read_text(encoding="utf-8")]
     assert len(review) == 1 and "reconciliation-2026-10.csv" in review[0].read_text(encoding="utf-8")
