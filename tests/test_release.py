@@ -189,3 +189,12 @@ def test_a_plan_is_announced_in_the_digests_and_listed_by_status(world, tmp_path
     assert report["pending_release_plans"] == [{"plan_id": outcome.plan_id, "release_on": outcome.release_on.isoformat(),
                                                 "created_by": "ops-lead", "numbers": len(items), "due": False}]
     assert f"release plan {outcome.plan_id}: {len(items)} number(s), due {outcome.release_on}" in format_status(report)
+
+
+def test_an_old_plan_is_refused(world):
+    server, store, settings = world
+    plan_id = make_plan(world, max_numbers=1)
+    later = server.account.now + dt.timedelta(days=settings.release.plan_max_age_days + 1)
+    with pytest.raises(ConfigError, match="over release.plan_max_age_days"):
+        apply_release(settings, store, lambda: later, plan_id, yes=True)
+    assert writes(server) == []
