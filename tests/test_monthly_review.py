@@ -29,6 +29,7 @@ from reconcile.reports.csvfile import frame_csv_bytes
 from reconcile.sandbox.billing import billing_for
 from reconcile.sandbox.truth import invoice_errors
 from reconcile.store import invoices as invoice_store
+from reconcile.store import readers
 from reconcile.store.invoices import plan_headers
 from reconcile.sync import SyncOptions, run_sync
 from reconcile.truedy.records import Invoice
@@ -464,3 +465,38 @@ def test_billed_minutes_count_each_call_s_started_minutes_on_both_engines(store)
     with store.connect() as connection:
         usage = invoice_store.usage_by_number(connection, OCTOBER.start, OCTOBER.end)
     assert usage == {("num_A", "USD"): CallUsage(Decimal("0.18"), 3, 4 + 6 + 2)}
+
+
+def test_the_review_ties_releases_to_their_plan_from_the_journal(make_sandbox, make_client, store, tmp_path):
+    """A fee billed after a plan's release names the plan; numbers released by plans in the month are listed
+    with their saving and the last fee billed, from the release journal."""
+    from reconcile.sandbox.truth import invoice_errors
+    from reconcile.store import releases as plans
+
+    server, client = synced(make_sandbox, make_client, store)
+    after = next(e for e in invoice_errors(server.account)
+                 if e.kind == "fee_after_release" and e.invoice_id.startswith("inv_202610_"))
+    gone = next(n for n in server.account.numbers if n.id == after.number_id)
+    kept_on = next(n for n in server.account.numbers if n.is_truedy_managed and n.status == "active"
+                   and n.purchased_at < at("2026-09-01T00:00:00"))
+    with store.connect() as connection:
+        run_id = readers.latest_complete_run(connection).id
+    item = {"phone_number": "+1", "flag": "unassigned", "reason": "r", "currency": "USD", "first_flagged_at": None,
+            "last_call_at": None, "inbound_agent_id": None, "outbound_agent_id": None}
+    plan_id = plans.create(store, created_at=at("2026-09-01T00:00:00"), created_by="ops", sync_run_id=run_id,
+                           release_on=dt.date(2026, 9, 8), criteria={},
+                           items=[{**item, "number_id": gone.id, "monthly_cost": gone.monthly_cost},
+                                  {**item, "number_id": kept_on.id, "monthly_cost": Decimal("2.15")}])
+    _, items = plans.plan(store, plan_id)
+    plans.journal(store, items[0].id, "released", "released", at("2026-09-08T03:00:00"), gone.released_at)
+    plans.journal(store, items[1].id, "released", "released", at("2026-10-15T03:00:00"), at("2026-10-15T03:00:00"))
+    outcome = review(server, client, store, tmp_path, Period(2026, 10))
+    findings = outcome.review.reconciliation.findings
+    row = findings[(findings["issue"] == "fee_after_release") & (findings["number_id"] == gone.id)].iloc[0]
+    assert row["detail"].startswith(f"released by release plan {plan_id} ")
+    (listed,) = outcome.review.plan_releases
+    assert listed["number_id"] == kept_on.id and listed["plan_id"] == plan_id
+    assert " for 2026-10-" in listed["last_fee"], "the last fee billed for it this month"
+    assert [(t.currency, t.amount) for t in outcome.review.plan_realised] == [("USD", Decimal("2.15"))]
+    html = outcome.files.html.read_text(encoding="utf-8")
+    assert 'id="plan-releases"' in html and kept_on.id in html

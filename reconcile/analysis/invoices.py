@@ -64,6 +64,7 @@ class Month:
     lines: pd.DataFrame
     numbers: dict[str, NumberFacts]
     usage: Usage | None
+    by_plan: dict[str, int] = field(default_factory=dict)   # number_id -> the release plan that released it
     expected: list[ExpectedFee] = field(init=False)
     matched: dict[tuple[str, str, dt.date], Any] = field(init=False)   # fee key -> its first line
     duplicates: list[Any] = field(init=False)                          # fee lines for a key already seen
@@ -132,7 +133,7 @@ def check(name: str, description: str) -> Callable[[Callable[[Month], Iterator[F
     return register
 
 
-def _classify(line: Any, facts: NumberFacts | None) -> tuple[str, str]:
+def _classify(line: Any, facts: NumberFacts | None, plan_id: int | None = None) -> tuple[str, str]:
     """Why a fee line matches no expected fee: (issue, detail)."""
     if line.number_id is None or facts is None:
         return "unknown_number", "the Truedy API does not know this number (not listed, not found by id)"
@@ -140,7 +141,9 @@ def _classify(line: Any, facts: NumberFacts | None) -> tuple[str, str]:
         return ("fee_for_imported_number",
                 f"imported from {facts.provider}: its carrier bills it, Truedy charges no number fee")
     if facts.released_at is not None and facts.released_at < midnight(line.service_period_start):
-        return "fee_after_release", f"released {facts.released_at:%Y-%m-%d %H:%M}Z, before this service period began"
+        by = f" by release plan {plan_id}" if plan_id is not None else ""
+        return ("fee_after_release",
+                f"released{by} {facts.released_at:%Y-%m-%d %H:%M}Z, before this service period began")
     bought = facts.purchased_at.astimezone(dt.UTC).date()
     return "unexpected_fee", f"no {_fee_name(line.type)} is due on {line.service_period_start} for a number bought {bought}"
 
@@ -149,7 +152,8 @@ def _unmatched(issue: str) -> Callable[[Month], Iterator[Finding]]:
     """The fee lines no rule expects that `_classify` puts under `issue`."""
     def find(month: Month) -> Iterator[Finding]:
         for line in month.unmatched:
-            kind, detail = _classify(line, month.numbers.get(line.number_id) if line.number_id else None)
+            kind, detail = _classify(line, month.numbers.get(line.number_id) if line.number_id else None,
+                                     month.by_plan.get(line.number_id) if line.number_id else None)
             if kind == issue:
                 yield month.from_line(issue, line, ZERO, line.amount, detail)
     return find
@@ -297,10 +301,11 @@ class Reconciliation:
 
 def reconcile_invoices(
     period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbers: dict[str, NumberFacts],
-    usage: Usage | None, usage_note: str = "",
+    usage: Usage | None, usage_note: str = "", by_plan: dict[str, int] | None = None,
 ) -> Reconciliation:
-    """Compare the period's invoices (`headers`, `lines`) with what the rules and the calls say: every check."""
-    month = Month(period, headers, lines, numbers, usage)
+    """Compare the period's invoices (`headers`, `lines`) with what the rules and the calls say: every check.
+    `by_plan`: number_id -> the release plan that released it (named in fee_after_release)."""
+    month = Month(period, headers, lines, numbers, usage, by_plan or {})
     found = [finding for registered in CHECKS.values() for finding in registered.find(month)]
     frame = pd.DataFrame(found, columns=FINDING_COLUMNS)
     if len(frame):

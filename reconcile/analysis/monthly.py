@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -168,6 +168,8 @@ class MonthlyReview:
     invoice_issues: pd.DataFrame
     focus: FocusExport
     newest_run: dt.datetime | None
+    plan_releases: list[dict[str, Any]] = field(default_factory=list)   # numbers release plans released this month
+    plan_realised: list[CurrencyTotal] = field(default_factory=list)     # their monthly fees, per currency
 
     @property
     def headline(self) -> str:

@@ -16,10 +16,12 @@ from reconcile.analysis.nightly import totals_by_currency
 from reconcile.clock import format_timestamp
 from reconcile.config import Settings
 from reconcile.errors import ConfigError
+from reconcile.money import format_money
 from reconcile.period import Period
 from reconcile.store import flags as flag_store
 from reconcile.store import invoices as invoice_store
 from reconcile.store import readers
+from reconcile.store import releases as plan_store
 
 TOP_AGENTS = 25
 
@@ -59,7 +61,13 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
     note = "" if usage_ok else (
         f"calls are in the store only from {format_timestamp(covered)}: usage lines are not checked for {period}"
         if covered else "no calls in the store: usage lines are not checked")
-    reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note)
+    ever = plan_store.released_between(engine, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), period.end)
+    reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note,
+                                        {item.number_id: item.plan_id for item in ever})
+    released = [item for item in ever if item.released_at is not None and item.released_at >= period.start]
+    plan_rows = [{"plan_id": i.plan_id, "number_id": i.number_id, "phone_number": i.phone_number,
+                  "released_at": i.released_at, "monthly_cost": i.monthly_cost, "currency": i.currency,
+                  "last_fee": _last_fee(lines, i.number_id)} for i in released]
     names = by_agent(agents, "name")
     held = monthly.with_cost_at(latest, facts, period.end, names)
     moved = monthly.movement(latest, period)
@@ -77,4 +85,18 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
         realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if len(realised) else [],
         realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period, held, moved),
         reconciliation=reconciliation, invoices=month_headers, invoice_issues=issues, focus=focus,
-        newest_run=newest.as_of if newest else None)
+        newest_run=newest.as_of if newest else None, plan_releases=plan_rows,
+        plan_realised=totals_by_currency([r["monthly_cost"] for r in plan_rows], [r["currency"] for r in plan_rows])
+        if plan_rows else [])
+
+
+def _last_fee(lines: pd.DataFrame, number_id: str) -> str:
+    """The last monthly fee the month's invoices bill for a number: "1.15 USD for 2026-10-12 to 2026-11-12"."""
+    if not len(lines):
+        return ""
+    fees = lines[(lines["number_id"] == number_id) & (lines["type"] == "number_monthly_fee")]
+    if not len(fees):
+        return ""
+    last = fees.sort_values("service_period_start").iloc[-1]
+    return (f"{format_money(last['amount'], last['currency'])} for {last['service_period_start']} to "
+            f"{last['service_period_end']}")

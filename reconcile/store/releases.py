@@ -101,6 +101,15 @@ def releasing(engine: Engine) -> dict[str, dt.date]:
     return dates
 
 
+def released_between(engine: Engine, start: dt.datetime, end: dt.datetime) -> list[Item]:
+    """Numbers release plans released in [start, end), from the journal."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(release_items).where(
+            release_items.c.state == "released", release_items.c.released_at >= start,
+            release_items.c.released_at < end).order_by(release_items.c.released_at, release_items.c.id))
+        return [Item(**row._mapping) for row in rows]
+
+
 def journal(engine: Engine, item_id: int, state: str, detail: str, now: dt.datetime,
             released_at: dt.datetime | None = None) -> None:
     """Record an item's state, committed at once: before the API is asked (`releasing`) and after."""
