@@ -155,6 +155,15 @@ def run_monthly_command(ctx: Context, as_of: str | None, trigger: str | None, re
     _run_job(ctx, "monthly", trigger, as_of, resend_unknown)
 
 
+@run.command("release")
+@TRIGGER
+@click.pass_obj
+@fail_cleanly
+def run_release_command(ctx: Context, trigger: str | None) -> None:
+    """Apply every due release plan, as the scheduler does when schedule.release is set."""
+    _run_job(ctx, "release", trigger)
+
+
 @cli.group()
 def notify() -> None:
     """Messages to people."""

@@ -22,7 +22,7 @@ from reconcile.analysis.agents import by_agent
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
 from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
-from reconcile.errors import AuthError, ConfigError, ReconcileError, StoreError
+from reconcile.errors import AuthError, ConfigError, ReconcileError, StoreError, UpstreamError
 from reconcile.jobs.runtime import make_client
 from reconcile.money import format_money
 from reconcile.releases import Criteria, Decision, Planned, choose, decide
@@ -152,6 +152,38 @@ def apply_release(settings: Settings, engine: Engine, clock: Clock, plan_id: int
         plans.finish(engine, plan_id, clock())
     if not dry_run and not yes:
         outcome.lines.append("nothing was released: run again with --yes to release the numbers above")
+    return outcome
+
+
+@dataclass
+class DueOutcome:
+    """The release job: every due plan applied, under one cap."""
+
+    applied: list[ApplyOutcome] = field(default_factory=list)
+
+    def line(self) -> str:
+        return "; ".join(a.line() for a in self.applied) or "no release plan is due"
+
+    def counts(self) -> dict[str, int]:
+        return {"released": sum(a.released for a in self.applied), "skipped": sum(a.skipped for a in self.applied),
+                "failed": sum(a.failed for a in self.applied)}
+
+    def raise_for_failures(self) -> None:
+        failed = sum(a.failed for a in self.applied)
+        if failed:
+            raise UpstreamError(f"{failed} number(s) were not released (journalled as failed); the next run retries")
+
+
+def run_due_plans(settings: Settings, engine: Engine, clock: Clock) -> DueOutcome:
+    """The scheduled release job (schedule.release): apply every due plan, release.max_per_run in all."""
+    outcome = DueOutcome()
+    budget = settings.release.max_per_run
+    for plan in plans.pending(engine):
+        if plan.release_on > clock().date() or budget <= 0:
+            continue
+        applied = apply_release(settings, engine, clock, plan.id, yes=True, max_numbers=budget)
+        budget -= applied.released
+        outcome.applied.append(applied)
     return outcome
 
 

@@ -25,6 +25,7 @@ from reconcile.jobs.cleanup import run_cleanup
 from reconcile.jobs.logs import job_fields
 from reconcile.jobs.monthly import run_monthly
 from reconcile.jobs.nightly import run_nightly
+from reconcile.jobs.release import run_due_plans
 from reconcile.jobs.runtime import open_store, webhook_for
 from reconcile.mail import Transport, build_message, message_id_for, transport_for
 from reconcile.metrics import gather, render, write_textfile
@@ -51,7 +52,8 @@ class Outcome(Protocol):
 
 
 JobFunction = Callable[[Settings, Engine, Clock], Outcome]
-JOBS: dict[str, JobFunction] = {"nightly": run_nightly, "cleanup": run_cleanup, "monthly": run_monthly}
+JOBS: dict[str, JobFunction] = {"nightly": run_nightly, "cleanup": run_cleanup, "monthly": run_monthly,
+                                "release": run_due_plans}
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,14 @@ def schedule_of(settings: Settings, job: str) -> str:
     return expression
 
 
+def scheduled(settings: Settings) -> list[str]:
+    """The jobs with a schedule (an optional job with an empty expression is off)."""
+    return [job for job in JOBS if schedule_of(settings, job)]
+
+
 def current_slot(settings: Settings, job: str, now: dt.datetime) -> str | None:
+    if not schedule_of(settings, job):
+        return None
     slot = latest_slot(schedule_of(settings, job), settings.schedule.timezone, now)
     return slot_key(slot) if slot else None
 

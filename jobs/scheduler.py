@@ -26,7 +26,7 @@ from reconcile.clock import Clock, system_clock
 from reconcile.config import Settings
 from reconcile.errors import ReconcileError
 from reconcile.health import HEARTBEAT
-from reconcile.jobs.runner import JOBS, execute_job, schedule_of
+from reconcile.jobs.runner import execute_job, schedule_of, scheduled
 from reconcile.schedule import missed_slot, slot_key, trigger_for
 from reconcile.store import heartbeats
 from reconcile.store import jobs as history
@@ -65,7 +65,7 @@ class JobScheduler:
             log.warning("the heartbeat could not be written: %s", database_error(exc, "writing the heartbeat"))
 
     def jobs(self) -> list[str]:
-        return [job for job in ("nightly", "cleanup", "monthly") if job in JOBS]
+        return scheduled(self.settings)
 
     def fire(self, job: str, slot: str | None = None) -> bool:
         """Run `job` now unless the scheduler is stopping (after SIGTERM no job starts); whether it ran."""

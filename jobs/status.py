@@ -19,7 +19,7 @@ from reconcile.clock import format_timestamp, system_clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT
 from reconcile.health import job_verdict, scheduler_verdict
-from reconcile.jobs.runner import JOBS, schedule_of
+from reconcile.jobs.runner import schedule_of, scheduled
 from reconcile.review.nightly import unrouted_now
 from reconcile.schedule import next_fire
 from reconcile.store import digests as sent_log
@@ -34,7 +34,7 @@ def collect_status(settings: Settings, engine: Engine, now: dt.datetime | None =
     grace = dt.timedelta(hours=settings.schedule.overdue_after_hours)
     jobs = {}
     codes = []
-    for job in JOBS:
+    for job in scheduled(settings):
         expression = schedule_of(settings, job)
         upcoming = next_fire(expression, tz, now)
         recent = history.recent(engine, job, max(runs, 20))

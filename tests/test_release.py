@@ -198,3 +198,18 @@ def test_an_old_plan_is_refused(world):
     with pytest.raises(ConfigError, match="over release.plan_max_age_days"):
         apply_release(settings, store, lambda: later, plan_id, yes=True)
     assert writes(server) == []
+
+
+def test_the_optional_release_job_applies_due_plans_under_the_cap(world):
+    from reconcile.jobs.runner import execute_job, scheduled
+
+    server, store, settings = world
+    assert "release" not in scheduled(settings), "off by default"
+    plan_id = make_plan(world, max_numbers=4)
+    on = dataclasses.replace(settings, schedule=dataclasses.replace(settings.schedule, release="0 9 * * *"),
+                             release=dataclasses.replace(settings.release, max_per_run=3))
+    assert "release" in scheduled(on)
+    result = execute_job(on, "release", "scheduler", clock=lambda: server.account.now, engine=store)
+    assert result.status == "succeeded" and f"release plan {plan_id}: released 3" in result.summary
+    states = [i.state for i in plans.plan(store, plan_id)[1]]
+    assert states.count("released") == 3 and states.count("planned") == 1, "the cap holds"

@@ -172,6 +172,7 @@ CONSTRAINTS: dict[str, dict[str, Check]] = {
                "ops_recipients": addresses, "cc": addresses, "bcc": addresses, "digest_max_rows": positive(10_000),
                "webhook_url": secret_http_url, "webhook_headlines": anything},
     "schedule": {"timezone": timezone, "nightly": cron, "cleanup": cron, "monthly": cron,
+                 "release": lambda value: cron(value) if value else "",
                  "misfire_grace_hours": positive(), "overdue_after_hours": positive(24 * 40), "stop_grace_s": positive()},
     "release": {"min_flagged_days": at_least(0), "notice_days": at_least(0), "max_per_run": positive(10_000),
                 "plan_max_age_days": positive(365)},

@@ -181,7 +181,7 @@ def _build(v: dict[str, Any], env: dict[str, str], sources: tuple[str, ...]) -> 
         schedule=ScheduleSettings(
             timezone=v["schedule.timezone"], nightly=v["schedule.nightly"], cleanup=v["schedule.cleanup"],
             monthly=v["schedule.monthly"], misfire_grace_hours=int(v["schedule.misfire_grace_hours"]),
-            overdue_after_hours=int(v["schedule.overdue_after_hours"]),
+            overdue_after_hours=int(v["schedule.overdue_after_hours"]), release=v["schedule.release"],
             stop_grace_s=float(v["schedule.stop_grace_s"])),
         reports_base_url=v["reports.base_url"],
         release=ReleaseSettings(min_flagged_days=int(v["release.min_flagged_days"]),

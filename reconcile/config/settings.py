@@ -82,6 +82,7 @@ class ScheduleSettings:
     cleanup: str
     monthly: str
     misfire_grace_hours: int = 20
+    release: str = ""          # the release job's cron expression; empty: off
     overdue_after_hours: int = 3
     stop_grace_s: float = 60.0
 
