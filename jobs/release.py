@@ -13,17 +13,22 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.message import EmailMessage
+from html import escape
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine
 
+from reconcile.addresses import is_email
 from reconcile.analysis.agents import by_agent
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
 from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
+from reconcile.delivery import deliver_once
 from reconcile.errors import AuthError, ConfigError, ReconcileError, StoreError, UpstreamError
 from reconcile.jobs.runtime import make_client
+from reconcile.mail import build_message, message_id_for, transport_for
 from reconcile.money import format_money
 from reconcile.releases import Criteria, Decision, Planned, choose, decide
 from reconcile.reports.release import render_plan
@@ -150,6 +155,8 @@ def apply_release(settings: Settings, engine: Engine, clock: Clock, plan_id: int
             live_client.close()
     if not rehearse and all(item.state in plans.FINAL for item in (plans.plan(engine, plan_id) or (plan, []))[1]):
         plans.finish(engine, plan_id, clock())
+    if not rehearse and (outcome.released or outcome.skipped or outcome.failed):
+        _tell(settings, engine, clock, plan, items, agents, outcome)
     if not dry_run and not yes:
         outcome.lines.append("nothing was released: run again with --yes to release the numbers above")
     return outcome
@@ -185,6 +192,46 @@ def run_due_plans(settings: Settings, engine: Engine, clock: Clock) -> DueOutcom
         budget -= applied.released
         outcome.applied.append(applied)
     return outcome
+
+
+def _tell(settings: Settings, engine: Engine, clock: Clock, plan: plans.Plan, items: list[plans.Item],
+          agents: pd.DataFrame, outcome: ApplyOutcome) -> None:
+    """The outcome to finance, ops and the owners of the plan's numbers: one mail per apply run, logged once."""
+    owners: set[str] = set()
+    metadata = by_agent(agents, "metadata") if len(agents) else {}
+    for item in items:
+        for agent_id in (item.inbound_agent_id, item.outbound_agent_id):
+            value = (metadata.get(agent_id) or {}).get(settings.notify.owner_metadata_key) if agent_id else None
+            if isinstance(value, str) and is_email(value.strip()):
+                owners.add(value.strip().lower())
+    recipients = sorted(set(settings.notify.finance_recipients) | set(settings.notify.ops_recipients) | owners)
+    if not recipients:
+        log.warning("release plan %d: nobody to tell (no finance, ops or owner address)", plan.id)
+        return
+    now = clock()
+    with engine.connect() as connection:
+        run = readers.latest_complete_run(connection)
+    if run is None:
+        return
+    subject = f"Release plan {plan.id}: {outcome.line().split(': ', 1)[1]}"
+    text = "\n".join([f"Release plan {plan.id} (made {format_timestamp(plan.created_at)} by {plan.created_by}, "
+                      f"due {plan.release_on}) was applied on {format_timestamp(now)}:", "", *outcome.lines, "",
+                      outcome.line(), "", "A released number stops costing from its next renewal. "
+                      "`reconcile status` lists the plans still pending."])
+    html = "<pre>" + escape(text) + "</pre>"
+
+    def build() -> EmailMessage:
+        return build_message(sender=settings.mail.from_address, to=recipients, subject=subject, text=text,
+                             html=f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+                                  f"{escape(subject)}</title></head><body>{html}</body></html>", date=now,
+                             message_id=message_id_for("release", str(plan.id), format_timestamp(now)),
+                             reply_to=settings.notify.contact)
+
+    delivery = deliver_once(engine, transport_for(settings.mail), build, run_id=run.id,
+                            kind=f"release:{plan.id}:{now:%Y%m%d%H%M%S}", envelopes={r: [r] for r in recipients},
+                            number_ids=[i.number_id for i in items], clock=clock, once_per_run=False)
+    for recipient, why in delivery.failed.items():
+        log.error("release plan %d: the outcome was not mailed to %s: %s", plan.id, recipient, why)
 
 
 def _called_since(client: TruedyClient, since: dt.datetime, now: dt.datetime, numbers: set[str]) -> set[str]:

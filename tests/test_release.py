@@ -213,3 +213,22 @@ def test_the_optional_release_job_applies_due_plans_under_the_cap(world):
     assert result.status == "succeeded" and f"release plan {plan_id}: released 3" in result.summary
     states = [i.state for i in plans.plan(store, plan_id)[1]]
     assert states.count("released") == 3 and states.count("planned") == 1, "the cap holds"
+
+
+def test_the_outcome_is_mailed_to_finance_ops_and_the_owners(world, tmp_path):
+    import email
+    import email.policy
+
+    server, store, settings = world
+    plan_id = make_plan(world, max_numbers=3)
+    mailing = dataclasses.replace(
+        settings, mail=dataclasses.replace(settings.mail, outbox_dir=tmp_path / "outbox"),
+        notify=dataclasses.replace(settings.notify, finance_recipients=("finance@example.com",),
+                                   ops_recipients=("oncall@example.com",)))
+    apply_release(mailing, store, lambda: server.account.now, plan_id, yes=True)
+    (sent,) = (tmp_path / "outbox").glob("*.eml")
+    message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    assert message["Subject"].startswith(f"Release plan {plan_id}: released 3")
+    assert {"finance@example.com", "oncall@example.com"} <= {a.strip() for a in message["To"].split(",")}
+    body = message.get_body(("plain",)).get_content()
+    assert body.count(": released, saving ") == 3
