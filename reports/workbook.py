@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.money import minor_digits
@@ -36,36 +36,50 @@ def money_format(currency: str, digits: int | None = None) -> str:
 
 
 class Sheet:
-    """One worksheet written row by row: typed cells, a frozen header with a filter, fitted columns."""
+    """One worksheet: rows are collected, then written in one pass by a write-only (streaming) workbook,
+    with typed cells, a frozen header with a filter, and columns sized to their content."""
 
     def __init__(self, book: Workbook, title: str, header: Sequence[str]) -> None:
-        self.ws: Worksheet = book.create_sheet(title)
+        self.book, self.title, self.header = book, title, list(header)
         self.widths = [len(name) for name in header]
-        self.ws.append(list(header))
-        for cell in self.ws[1]:
-            cell.font = Font(bold=True)
+        self.rows: list[tuple[list[Any], str | None, Sequence[int]]] = []
 
     def row(self, values: Iterable[Any], currency: str | None = None, rated: Sequence[int] = ()) -> None:
-        """Append a row: Decimals are money in `currency` (the columns in `rated` at 4 places), str is text."""
+        """Add a row: Decimals are money in `currency` (the columns in `rated` at 4 places), str is text."""
         cells = list(values)
-        self.ws.append([_plain(value) for value in cells])
-        for index, (cell, value) in enumerate(zip(self.ws[self.ws.max_row], cells, strict=True)):
-            if isinstance(value, str):
-                cell.data_type = "s"  # never a formula, even for "=HYPERLINK(...)" typed by a customer
-                cell.number_format = "@"
-            elif isinstance(value, Decimal) and currency:
-                cell.number_format = money_format(currency, 4 if index in rated else None)
-            elif isinstance(value, dt.datetime):
-                cell.number_format = "yyyy-mm-dd hh:mm"
-            elif isinstance(value, dt.date):
-                cell.number_format = "yyyy-mm-dd"
+        self.rows.append((cells, currency, rated))
+        for index, value in enumerate(cells):
             self.widths[index] = max(self.widths[index], min(MAX_WIDTH, len(_text(value)) + 2))
 
     def finish(self) -> None:
-        self.ws.freeze_panes = "A2"
-        self.ws.auto_filter.ref = self.ws.dimensions
+        ws = self.book.create_sheet(self.title)
         for index, width in enumerate(self.widths, start=1):
-            self.ws.column_dimensions[get_column_letter(index)].width = max(8, width + 2)
+            ws.column_dimensions[get_column_letter(index)].width = max(8, width + 2)
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(self.header))}{len(self.rows) + 1}"
+        bold = Font(bold=True)
+        head = []
+        for name in self.header:
+            cell = WriteOnlyCell(ws, value=name)
+            cell.font = bold
+            head.append(cell)
+        ws.append(head)
+        for values, currency, rated in self.rows:
+            ws.append([self._cell(ws, index, value, currency, rated) for index, value in enumerate(values)])
+
+    @staticmethod
+    def _cell(ws: Any, index: int, value: Any, currency: str | None, rated: Sequence[int]) -> Cell:
+        cell = WriteOnlyCell(ws, value=_plain(value))
+        if isinstance(value, str):
+            cell.data_type = "s"  # never a formula, even for "=HYPERLINK(...)" typed by a customer
+            cell.number_format = "@"
+        elif isinstance(value, Decimal) and currency:
+            cell.number_format = money_format(currency, 4 if index in rated else None)
+        elif isinstance(value, dt.datetime):
+            cell.number_format = "yyyy-mm-dd hh:mm"
+        elif isinstance(value, dt.date):
+            cell.number_format = "yyyy-mm-dd"
+        return cell
 
 
 def _plain(value: Any) -> Any:
@@ -105,9 +119,7 @@ def _save(book: Workbook, path: Path, when: dt.datetime) -> None:
 
 
 def _book() -> Workbook:
-    book = Workbook()
-    book.remove(book.worksheets[0])  # the empty default sheet: every sheet here is made by name
-    return book
+    return Workbook(write_only=True)  # streaming: 100,000 rows in seconds, not minutes
 
 
 def write_review_xlsx(review: MonthlyReview, focus_billed: dict[str, Decimal], focus_rows: int, path: Path) -> None:
