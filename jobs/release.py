@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from reconcile.addresses import is_email
 from reconcile.analysis.agents import by_agent
+from reconcile.analysis.digests import route
 from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
 from reconcile.clock import Clock, format_timestamp
 from reconcile.config import Settings
@@ -197,14 +197,11 @@ def run_due_plans(settings: Settings, engine: Engine, clock: Clock) -> DueOutcom
 def _tell(settings: Settings, engine: Engine, clock: Clock, plan: plans.Plan, items: list[plans.Item],
           agents: pd.DataFrame, outcome: ApplyOutcome) -> None:
     """The outcome to finance, ops and the owners of the plan's numbers: one mail per apply run, logged once."""
-    owners: set[str] = set()
-    metadata = by_agent(agents, "metadata") if len(agents) else {}
-    for item in items:
-        for agent_id in (item.inbound_agent_id, item.outbound_agent_id):
-            value = (metadata.get(agent_id) or {}).get(settings.notify.owner_metadata_key) if agent_id else None
-            if isinstance(value, str) and is_email(value.strip()):
-                owners.add(value.strip().lower())
-    recipients = sorted(set(settings.notify.finance_recipients) | set(settings.notify.ops_recipients) | owners)
+    numbers = pd.DataFrame([{"number_id": i.number_id, "inbound_agent_id": i.inbound_agent_id,
+                             "outbound_agent_id": i.outbound_agent_id} for i in items],
+                           columns=["number_id", "inbound_agent_id", "outbound_agent_id"])
+    routing = route(numbers, agents, settings.notify.owner_metadata_key, (), settings.notify.finance_recipients)
+    recipients = sorted(set(routing.numbers) | set(settings.notify.ops_recipients))  # owners, finance, ops
     if not recipients:
         log.warning("release plan %d: nobody to tell (no finance, ops or owner address)", plan.id)
         return
