@@ -134,8 +134,8 @@ def apply_release(settings: Settings, engine: Engine, clock: Clock, plan_id: int
     rehearse = dry_run or not yes
     outcome = ApplyOutcome(plan_id, rehearse)
     todo = [item for item in items if item.state not in plans.FINAL]
+    kept = {k.number_id: k for k in keep_store.listing(engine, now=now)}
     with engine.connect() as connection:
-        kept = {k.number_id: k for k in keep_store.listing(engine, now=now)}
         newest = readers.latest_complete_run(connection)
         agents = readers.agents_as_of(connection, newest.id) if newest else pd.DataFrame(columns=["agent_id"])
     status = by_agent(agents, "status") if len(agents) else {}
@@ -153,7 +153,7 @@ def apply_release(settings: Settings, engine: Engine, clock: Clock, plan_id: int
     finally:
         if own_client:
             live_client.close()
-    if not rehearse and all(item.state in plans.FINAL for item in (plans.plan(engine, plan_id) or (plan, []))[1]):
+    if not rehearse and not outcome.failed and not outcome.left:  # every number released or skipped: done
         plans.finish(engine, plan_id, clock())
     if not rehearse and (outcome.released or outcome.skipped or outcome.failed):
         _tell(settings, engine, clock, plan, items, agents, outcome)
