@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -81,23 +82,26 @@ def pending(engine: Engine) -> list[Plan]:
     return [Plan(**{**r._mapping, "criteria": json.loads(r.criteria)}) for r in rows]
 
 
+def _open_items() -> Any:
+    """(plan, number_id, release_on) of every item still to do in a plan not applied yet."""
+    return (select(release_items.c.plan_id, release_items.c.number_id, release_plans.c.release_on)
+            .join(release_plans, release_plans.c.id == release_items.c.plan_id)
+            .where(release_plans.c.status == "planned", release_items.c.state.not_in(FINAL)))
+
+
 def pending_counts(engine: Engine) -> list[tuple[Plan, int]]:
     """Plans not applied yet, with how many of their numbers are still to do."""
-    out = []
-    for plan_row in pending(engine):
-        found = plan(engine, plan_row.id)
-        out.append((plan_row, sum(1 for item in (found[1] if found else []) if item.state not in FINAL)))
-    return out
+    with engine.connect() as connection:
+        counts = Counter(row.plan_id for row in connection.execute(_open_items()))
+    return [(p, counts.get(p.id, 0)) for p in pending(engine)]
 
 
 def releasing(engine: Engine) -> dict[str, dt.date]:
     """number_id -> the release date of a pending plan that will release it (the soonest)."""
     dates: dict[str, dt.date] = {}
-    for plan_row in pending(engine):
-        found = plan(engine, plan_row.id)
-        for item in found[1] if found else []:
-            if item.state not in FINAL and item.number_id not in dates:
-                dates[item.number_id] = plan_row.release_on
+    with engine.connect() as connection:
+        for row in connection.execute(_open_items().order_by(release_plans.c.release_on)):
+            dates.setdefault(row.number_id, row.release_on)
     return dates
 
 
