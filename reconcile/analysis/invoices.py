@@ -69,6 +69,7 @@ class Month:
     matched: dict[tuple[str, str, dt.date], Any] = field(init=False)   # fee key -> its first line
     duplicates: list[Any] = field(init=False)                          # fee lines for a key already seen
     unmatched: list[Any] = field(init=False)                           # first lines of keys no rule expects
+    classified: list[tuple[Any, str, str]] = field(init=False)         # each unmatched line, its issue and why
     first_invoice: dict[str, str] = field(init=False)                  # currency -> its first invoice
 
     def __post_init__(self) -> None:
@@ -85,6 +86,9 @@ class Month:
             else:
                 self.unmatched.append(line)
             seen.add(key)
+        self.classified = [(line, *_classify(line, self.numbers.get(line.number_id) if line.number_id else None,
+                                             self.by_plan.get(line.number_id) if line.number_id else None))
+                           for line in self.unmatched]
         self.first_invoice = {}
         for currency, invoice_id in zip(self.headers["currency"], self.headers["invoice_id"], strict=True):
             self.first_invoice.setdefault(currency, invoice_id)
@@ -149,11 +153,9 @@ def _classify(line: Any, facts: NumberFacts | None, plan_id: int | None = None) 
 
 
 def _unmatched(issue: str) -> Callable[[Month], Iterator[Finding]]:
-    """The fee lines no rule expects that `_classify` puts under `issue`."""
+    """The fee lines no rule expects that `_classify` put under `issue`."""
     def find(month: Month) -> Iterator[Finding]:
-        for line in month.unmatched:
-            kind, detail = _classify(line, month.numbers.get(line.number_id) if line.number_id else None,
-                                     month.by_plan.get(line.number_id) if line.number_id else None)
+        for line, kind, detail in month.classified:
             if kind == issue:
                 yield month.from_line(issue, line, ZERO, line.amount, detail)
     return find
