@@ -41,21 +41,25 @@ class Check:
 
 
 def run_checks(settings: Settings, now: dt.datetime | None = None) -> list[Check]:
-    """Every check, in order; the database ones are skipped when it cannot be opened."""
-    checks = [_config(settings)]
-    engine = None
+    """Every check, in order; the scheduler's is skipped when the database does not pass."""
     try:
         engine = open_engine(settings.database_url)
-        checks.append(_probe("database", lambda: _database(settings, engine)))
     except (ReconcileError, SQLAlchemyError) as exc:
-        checks.append(_failed("database", exc))
-    checks.append(_probe("api", lambda: _api(settings)))
-    checks.append(_probe("mail", lambda: transport_for(settings.mail).check()))
-    checks.append(_probe("reports", lambda: _writable(settings)))
-    if engine is not None and checks[1].passed:
-        checks.append(_scheduler(engine, now or system_clock()))
+        return [_config(settings), _failed("database", exc), *_outside(settings)]
+    try:
+        database = _probe("database", lambda: _database(settings, engine))
+        checks = [_config(settings), database, *_outside(settings)]
+        if database.passed:
+            checks.append(_scheduler(engine, now or system_clock()))
+        return checks
+    finally:
         engine.dispose()
-    return checks
+
+
+def _outside(settings: Settings) -> list[Check]:
+    """The checks of what lies outside the store: the API, the mail server, the reports folder."""
+    return [_probe("api", lambda: _api(settings)), _probe("mail", lambda: transport_for(settings.mail).check()),
+            _probe("reports", lambda: _writable(settings))]
 
 
 def _probe(name: str, check: Callable[[], str]) -> Check:
