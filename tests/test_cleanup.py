@@ -311,5 +311,17 @@ def test_digest_wording_for_people(synced, smtp, tmp_path):
     assert "you are responsible for" not in finance
     for why in ("No AI agent uses these numbers", "An active agent has these numbers"):
         assert finance.count(why) <= 1, "the reason once per group"
-    assert "?" not in re.sub(r"https?://\S+", "", finance.split("Releasing")[1].split("The attached")[0]) \
-        or "unknown (billed by the carrier)" in finance
+
+
+def test_an_unknown_cost_is_said_in_words(make_sandbox, make_client, store, smtp, tmp_path):
+    """Imported numbers without a configured carrier cost: "unknown (billed by the carrier)", never "?"."""
+    from reconcile.reports.digest import render_digest
+
+    server = make_sandbox(numbers=150)
+    run_sync(make_client(server), store, clock=lambda: server.account.now, options=SyncOptions(call_slices=1))
+    settings = mail_settings(tmp_path, smtp)
+    digest = next(d for d in run_cleanup(settings, store, dry_run=True).digests if "finance" in d.roles)
+    assert digest.unknown_savings > 0, "the account has imported numbers of unknown cost"
+    text = render_digest(digest, server.account.now, 1000).text
+    assert text.count("unknown (billed by the carrier)") == digest.unknown_savings + 1  # each row, and the total
+    assert not re.search(r"\s\?\s", text)
