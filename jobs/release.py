@@ -215,11 +215,16 @@ def _tell(settings: Settings, engine: Engine, clock: Clock, plan: plans.Plan, it
                       f"due {plan.release_on}) was applied on {format_timestamp(now)}:", "", *outcome.lines, "",
                       outcome.line(), "", "A released number stops costing from its next renewal. "
                       "`reconcile status` lists the plans still pending."])
-    html = "<pre>" + escape(text) + "</pre>"
+    html = (f"<p>Release plan {plan.id} (made {format_timestamp(plan.created_at)} by {escape(plan.created_by)}, due "
+            f"{plan.release_on}) was applied on {format_timestamp(now)}:</p><ul>"
+            + "".join(f"<li>{escape(line)}</li>" for line in outcome.lines)
+            + f"</ul><p><strong>{escape(outcome.line())}</strong></p><p>A released number stops costing from its "
+            "next renewal. <code>reconcile status</code> lists the plans still pending.</p>")
 
     def build() -> EmailMessage:
         return build_message(sender=settings.mail.from_address, to=recipients, subject=subject, text=text,
-                             html=f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+                             html=f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+                                  f"content=\"width=device-width, initial-scale=1\"><title>"
                                   f"{escape(subject)}</title></head><body>{html}</body></html>", date=now,
                              message_id=message_id_for("release", str(plan.id), format_timestamp(now)),
                              reply_to=settings.notify.contact)
