@@ -246,6 +246,22 @@ def report_nightly(params: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": peak_rss_mb(), "output_mb": sizes}
 
 
+@scenario
+def baseline(params: dict[str, Any]) -> dict[str, Any]:
+    """One night of the naive script (bench/baseline.py) into `database_url`."""
+    from pathlib import Path
+
+    from bench.baseline import night
+    from reconcile.clock import parse_timestamp
+
+    started = time.perf_counter()
+    counts = night(params["url"], params["database_url"], Path(params["out"]), parse_timestamp(params["as_of"]),
+                   SANDBOX_API_KEY)
+    wall = time.perf_counter() - started
+    return {"wall_s": round(wall, 2), **counts, "peak_rss_mb": peak_rss_mb(),
+            "db_mb": database_size_mb(params["database_url"])}
+
+
 if __name__ == "__main__":
     name, raw = sys.argv[1], sys.argv[2]
     print(json.dumps(SCENARIOS[name](json.loads(raw))))

@@ -123,8 +123,10 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
 
 def frame_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
     """Records with every kind of pandas blank (NaN, NaT, NA) as None."""
-    for record in frame.to_dict("records"):
-        yield {str(key): (None if _blank(value) else value) for key, value in record.items()}
+    names = [str(name) for name in frame.columns]
+    columns = [[None if _blank(value) else value for value in frame[name].tolist()] for name in frame.columns]
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
 
 
 def _blank(value: Any) -> bool:

@@ -41,7 +41,7 @@ def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: d
         flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
         write_frame_csv(staging / "flagged.csv", result.flagged, flagged_columns)
         write_frame_csv(staging / "inventory.csv", result.inventory, INVENTORY_COLUMNS)
-        write_flagged_xlsx(frame_rows(result.flagged), _agent_names(result.flagged), staging / "flagged.xlsx",
+        write_flagged_xlsx(result.flagged, _agent_names(result.flagged), staging / "flagged.xlsx",
                            summary.as_of)
         html = environment().get_template("nightly.html.j2").render(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
@@ -99,7 +99,11 @@ def _change_rows(summary: NightlySummary, result: FlagResult) -> dict[str, list[
     view: dict[str, list[dict[str, Any]]] = defaultdict(list)
     c = summary.changes
     known: dict[str, dict[str, Any]] = {}
+    wanted = [str(n) for frame in (c.newly_flagged, c.resolved) for n in frame["number_id"].head(limit).tolist()]
     for frame in (c.released, c.bought, c.reassigned, result.inventory):
+        if not wanted or "number_id" not in frame:
+            continue
+        frame = frame[frame["number_id"].isin(wanted)]
         for row in frame_rows(frame[[n for n in ("number_id", "phone_number", "label") if n in frame]]):
             known[str(row["number_id"])] = row
     names = {**_agent_names(result.inventory), **_agent_names(result.flagged)}
@@ -132,7 +136,8 @@ def _agent_names(flagged: pd.DataFrame) -> dict[str, str]:
     names: dict[str, str] = {}
     for direction in ("inbound", "outbound"):
         if f"{direction}_agent_name" in flagged:
-            for agent_id, name in zip(flagged[f"{direction}_agent_id"], flagged[f"{direction}_agent_name"], strict=True):
+            for agent_id, name in zip(flagged[f"{direction}_agent_id"].tolist(),
+                                      flagged[f"{direction}_agent_name"].tolist(), strict=True):
                 if isinstance(agent_id, str) and isinstance(name, str):
                     names[agent_id] = name
     return names

@@ -30,20 +30,23 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
                  settings: FlagSettings) -> StreakPlan:
     """open_streaks: number_id -> its open streak. inventory: FlagResult.inventory."""
     plan = StreakPlan()
-    rows = inventory.set_index("number_id")
-    flagged = rows[rows["flag"] != ""]
-    for number_id, flagged_row in flagged.iterrows():
-        values = {"flag": flagged_row["flag"], "monthly_savings": _value(flagged_row["monthly_savings"]),
-                  "currency": _value(flagged_row["savings_currency"])}
+    flagged = inventory[inventory["flag"] != ""]
+    flagged_ids = set()
+    for number_id, flag, savings, currency in zip(flagged["number_id"].tolist(), flagged["flag"].tolist(),
+                                                  flagged["monthly_savings"].tolist(),
+                                                  flagged["savings_currency"].tolist(), strict=True):
+        flagged_ids.add(number_id)
+        values = {"flag": flag, "monthly_savings": _value(savings), "currency": _value(currency)}
         if number_id in open_streaks:
             plan.continued.append({"id": open_streaks[str(number_id)].streak_id, **values})
         else:
             plan.new.append({"number_id": number_id, **values})
-    for number_id, streak in open_streaks.items():
-        if number_id in flagged.index:
-            continue
-        row = {str(k): v for k, v in rows.loc[number_id].items()} if number_id in rows.index else None
-        plan.resolved.append((streak.streak_id, resolution(streak.flag, row, settings)))
+    ended = {number_id: streak for number_id, streak in open_streaks.items() if number_id not in flagged_ids}
+    if ended:
+        rows = inventory[inventory["number_id"].isin(list(ended))].set_index("number_id")
+        for number_id, streak in ended.items():
+            row = {str(k): v for k, v in rows.loc[number_id].items()} if number_id in rows.index else None
+            plan.resolved.append((streak.streak_id, resolution(streak.flag, row, settings)))
     return plan
 
 

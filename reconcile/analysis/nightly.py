@@ -28,6 +28,10 @@ class CurrencyTotal:
 
 def totals_by_currency(amounts: Iterable[Any], currencies: Iterable[Any]) -> list[CurrencyTotal]:
     """Sum Decimal amounts per currency; blanks are left out (count them separately)."""
+    if isinstance(amounts, pd.Series):
+        amounts = amounts.tolist()
+    if isinstance(currencies, pd.Series):
+        currencies = currencies.tolist()
     sums: dict[str, Decimal] = defaultdict(Decimal)
     counts: dict[str, int] = defaultdict(int)
     for amount, currency in zip(amounts, currencies, strict=True):
@@ -108,13 +112,14 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
 
 def breakdown(frame: pd.DataFrame, key: str, label: str) -> pd.DataFrame:
     """Numbers, flagged numbers, monthly cost and savings per value of `key`, money per currency (one pass)."""
-    keys = [k if isinstance(k, str) else "(none)" for k in frame[key]]
+    keys = [k if isinstance(k, str) else "(none)" for k in frame[key].tolist()]
     numbers: dict[str, int] = defaultdict(int)
     flagged: dict[str, int] = defaultdict(int)
     cost: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"amounts": [], "currencies": []})
     saving: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"amounts": [], "currencies": []})
-    for k, flag, amount, currency, save in zip(keys, frame["flag"], frame["monthly_cost"], frame["currency"],
-                                               frame["monthly_savings"], strict=True):
+    for k, flag, amount, currency, save in zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(),
+                                               frame["currency"].tolist(), frame["monthly_savings"].tolist(),
+                                               strict=True):
         numbers[k] += 1
         cost[k]["amounts"].append(amount)
         cost[k]["currencies"].append(currency)

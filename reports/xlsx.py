@@ -1,0 +1,269 @@
+"""A small streaming .xlsx writer: typed cells, a bold frozen header with a filter, sized columns.
+
+Written for the two workbooks this job makes (see `reconcile.reports.workbook`) and for
+speed: each row becomes its XML as it is added, so 30,000 flagged numbers take a fraction
+of a second where openpyxl took tens of seconds. What it writes:
+
+- text as inline strings with the text format ("@"): never a formula, whatever a customer typed;
+- Decimal as a number with its currency's format, written exactly as the Decimal reads;
+- datetimes (UTC) and dates as Excel serials with a date format; ints as numbers;
+- a fixed timestamp in the package and every zip entry, so the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import pandas as pd
+from pandas import NA, NaT
+
+from reconcile.money import minor_digits
+
+MAX_WIDTH = 60
+EPOCH = dt.datetime(1899, 12, 30)  # Excel's day zero (with its 1900 leap-year quirk folded in)
+TEXT, BOLD, DATETIME, DATE = 1, 2, 3, 4  # fixed cell styles; money styles follow
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def column_letter(index: int) -> str:
+    """1 -> A, 27 -> AA."""
+    letters = ""
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _escape(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if _ILLEGAL.search(text):
+        text = _ILLEGAL.sub("\ufffd", text)
+    return text
+
+
+def excel_serial(value: dt.datetime | dt.date) -> str:
+    """Days since Excel's epoch (UTC for aware times), as the <v> of a date cell."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        delta = value - EPOCH
+        return repr(delta.days + (delta.seconds + delta.microseconds / 1e6) / 86400)
+    return str((value - EPOCH.date()).days)
+
+
+class Serial(float):
+    """A UTC time already turned into Excel's serial (see `serials`): written as a date-time cell."""
+
+
+def serials(column: pd.Series) -> list[Serial | None]:
+    """A datetime column as Excel serials, all at once (blanks None)."""
+    naive = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz is not None else column
+    days = ((naive - pd.Timestamp(EPOCH)) / pd.Timedelta(days=1)).tolist()
+    return [None if value != value else Serial(value) for value in days]
+
+
+class Book:
+    """Sheets in order, and the number formats they use; `save` writes the package."""
+
+    def __init__(self) -> None:
+        self.sheets: list[Sheet] = []
+        self.formats: dict[str, int] = {}  # money format code -> its cell style index
+
+    def money_style(self, code: str) -> int:
+        style = self.formats.get(code)
+        if style is None:
+            style = self.formats[code] = DATE + 1 + len(self.formats)
+        return style
+
+    def save(self, path: Path, when: dt.datetime) -> None:
+        stamp = when.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+        sheets = "".join(f'<sheet name={quoteattr(s.title)} sheetId="{i}" r:id="rId{i}"/>'
+                         for i, s in enumerate(self.sheets, start=1))
+        filters = "".join(f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+                          f"{_escape(s.quoted_ref())}</definedName>" for i, s in enumerate(self.sheets))
+        parts = {
+            "[Content_Types].xml": _content_types(len(self.sheets)),
+            "_rels/.rels": _ROOT_RELS,
+            "docProps/core.xml": _core(stamp),
+            "xl/workbook.xml": f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{_MAIN}" '
+                               f'xmlns:r="{_REL}"><sheets>{sheets}</sheets><definedNames>{filters}</definedNames>'
+                               "</workbook>",
+            "xl/_rels/workbook.xml.rels": _workbook_rels(len(self.sheets)),
+            "xl/styles.xml": self._styles(),
+        }
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
+            for name, body in parts.items():
+                _write(package, name, body.encode("utf-8"), stamp)
+            for index, sheet in enumerate(self.sheets, start=1):
+                _write(package, f"xl/worksheets/sheet{index}.xml", sheet.xml().encode("utf-8"), stamp)
+
+    def _styles(self) -> str:
+        codes = ["yyyy-mm-dd hh:mm", "yyyy-mm-dd", *self.formats]
+        num_fmts = "".join(f"<numFmt numFmtId={quoteattr(str(164 + i))} formatCode={quoteattr(code)}/>"
+                           for i, code in enumerate(codes))
+        xfs = ['<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>',
+               '<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>',
+               '<xf numFmtId="49" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyFont="1"/>',
+               *(f'<xf numFmtId="{164 + i}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+                 for i in range(len(codes)))]
+        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{_MAIN}">'
+                f'<numFmts count="{len(codes)}">{num_fmts}</numFmts>'
+                '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
+                '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+                '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+                '<fill><patternFill patternType="gray125"/></fill></fills>'
+                '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+                '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+                f'<cellXfs count="{len(xfs)}">{"".join(xfs)}</cellXfs>'
+                '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>')
+
+
+class Sheet:
+    """One worksheet of `book`: a bold header, then rows, each turned into XML as it is added."""
+
+    def __init__(self, book: Book, title: str, header: Sequence[str]) -> None:
+        self.book, self.title, self.header = book, title, list(header)
+        self.letters = [column_letter(i) for i in range(1, len(header) + 1)]
+        self.widths = [len(name) for name in header]
+        self.rows: list[str] = []
+        self._row(list(header), [BOLD] * len(header))
+        book.sheets.append(self)
+
+    def row(self, values: Iterable[Any], currency: str | None = None, rated: Sequence[int] = ()) -> None:
+        """Add a row: Decimals are money in `currency` (the columns in `rated` at 4 places), str is text."""
+        cells = list(values)
+        styles: list[int] = []
+        money: dict[int, int] = {}
+        for index, value in enumerate(cells):
+            if isinstance(value, Decimal) and currency:
+                digits = 4 if index in rated else None
+                style = money.get(4 if digits else 0)
+                if style is None:
+                    style = money[4 if digits else 0] = self.book.money_style(money_format(currency, digits))
+                styles.append(style)
+            else:
+                styles.append(0)
+        self._row(cells, styles)
+
+    def _row(self, cells: list[Any], styles: list[int]) -> None:
+        number = len(self.rows) + 1
+        out = [f'<row r="{number}">']
+        widths, letters = self.widths, self.letters
+        for index, value in enumerate(cells):
+            if value is None:
+                continue
+            kind, ref = type(value), f"{letters[index]}{number}"
+            if kind is str:
+                shown = len(value)
+                style = styles[index] or TEXT
+                out.append(f'<c r="{ref}" s="{style}" t="inlineStr"><is><t xml:space="preserve">{_escape(value)}'
+                           "</t></is></c>")
+            elif kind is Decimal:
+                text = f"{value:f}"
+                shown = len(text) + len(text) // 4
+                out.append(f'<c r="{ref}" s="{styles[index]}"><v>{text}</v></c>' if styles[index]
+                           else f'<c r="{ref}"><v>{text}</v></c>')
+            elif kind is Serial:
+                shown = 16
+                out.append(f'<c r="{ref}" s="{DATETIME}"><v>{float(value)!r}</v></c>')
+            elif value is NaT or value is NA or (kind is float and value != value):
+                continue  # pandas' blanks are empty cells, as None is
+            elif isinstance(value, dt.datetime):
+                shown = 16
+                out.append(f'<c r="{ref}" s="{DATETIME}"><v>{excel_serial(value)}</v></c>')
+            elif isinstance(value, dt.date):
+                shown = 10
+                out.append(f'<c r="{ref}" s="{DATE}"><v>{excel_serial(value)}</v></c>')
+            elif kind is bool:
+                shown = 5
+                out.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
+            elif isinstance(value, numbers.Number):
+                text = str(value)
+                shown = len(text)
+                out.append(f'<c r="{ref}"><v>{text}</v></c>')
+            else:
+                text = str(value)
+                shown = len(text)
+                out.append(f'<c r="{ref}" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">{_escape(text)}'
+                           "</t></is></c>")
+            if shown + 2 > widths[index]:
+                widths[index] = min(MAX_WIDTH, shown + 2)
+        out.append("</row>")
+        self.rows.append("".join(out))
+
+    def ref(self) -> str:
+        return f"A1:{self.letters[-1]}{len(self.rows)}"
+
+    def quoted_ref(self) -> str:
+        title = self.title.replace("'", "''")
+        return f"'{title}'!${self.letters[0]}$1:${self.letters[-1]}${len(self.rows)}"
+
+    def xml(self) -> str:
+        cols = "".join(f'<col min="{i}" max="{i}" width="{max(8, w + 2)}" customWidth="1"/>'
+                       for i, w in enumerate(self.widths, start=1))
+        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_MAIN}" '
+                f'xmlns:r="{_REL}"><dimension ref="{self.ref()}"/><sheetViews><sheetView workbookViewId="0">'
+                '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+                '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+                f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>{"".join(self.rows)}'
+                f'</sheetData><autoFilter ref="{self.ref()}"/></worksheet>')
+
+
+def money_format(currency: str, digits: int | None = None) -> str:
+    """An Excel number format for an amount in `currency`: "#,##0.00 "USD"" (the code, quoted)."""
+    places = minor_digits(currency) if digits is None else digits
+    return f'#,##0{"." + "0" * places if places else ""} "{currency}"'
+
+
+def _write(package: zipfile.ZipFile, name: str, body: bytes, stamp: dt.datetime) -> None:
+    entry = zipfile.ZipInfo(name, date_time=stamp.timetuple()[:6])
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    package.writestr(entry, body, compresslevel=1)
+
+
+def _content_types(sheets: int) -> str:
+    overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/'
+                        'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>' for i in range(1, sheets + 1))
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns="http://schemas.openxmlformats.org/'
+            'package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/'
+            'workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+            'spreadsheetml.styles+xml"/><Override PartName="/docProps/core.xml" ContentType="application/vnd.'
+            f'openxmlformats-package.core-properties+xml"/>{overrides}</Types>')
+
+
+_ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.openxmlformats.org/'
+    'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/officeDocument" Target="xl/workbook.xml"/><Relationship Id="rId2" Type="http://schemas.'
+    'openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/>'
+    '</Relationships>')
+
+
+def _workbook_rels(sheets: int) -> str:
+    links = "".join(f'<Relationship Id="rId{i}" Type="{_REL}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+                    for i in range(1, sheets + 1))
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
+            f'openxmlformats.org/package/2006/relationships">{links}<Relationship Id="rId{sheets + 1}" '
+            f'Type="{_REL}/styles" Target="styles.xml"/></Relationships>')
+
+
+def _core(stamp: dt.datetime) -> str:
+    iso = stamp.isoformat() + "Z"
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<cp:coreProperties xmlns:cp="http://schemas.'
+            'openxmlformats.org/package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+            'xmlns:dcterms="http://purl.org/dc/terms/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+            f'<dc:creator>reconcile</dc:creator><dcterms:created xsi:type="dcterms:W3CDTF">{iso}</dcterms:created>'
+            f'<dcterms:modified xsi:type="dcterms:W3CDTF">{iso}</dcterms:modified></cp:coreProperties>')
