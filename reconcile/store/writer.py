@@ -128,39 +128,61 @@ def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | Non
     return processor
 
 
+def _insert_columns(table: Table) -> list[str]:
+    """Every column of `table` but an autoincrement key, in table order."""
+    return [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+
+
+class Binder:
+    """Rows of `table` as the engine's driver takes them (money as nanos, UTC in the engine's form), in
+    `_insert_columns` order. Pure conversion: a sync binds calls while it downloads, and inserts at the commit."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        names = _insert_columns(table)
+        self.names = names
+        self._fetch = operator.itemgetter(*names)  # one C call per row when the row has every column
+        self._convert = [(i, c) for i, c in enumerate(_converter(table.c[name].type, dialect) for name in names)
+                         if c is not None]
+
+    def __call__(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+        tuples = []
+        fetch, convert, names = self._fetch, self._convert, self.names
+        for row in rows:
+            try:
+                values = list(fetch(row))
+            except KeyError:  # a column the row leaves out is NULL
+                values = [row.get(name) for name in names]
+            for i, c in convert:
+                values[i] = c(values[i])
+            tuples.append(values)
+        return tuples
+
+
 def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str, Any]], chunk: int = 10_000) -> None:
     """Insert rows in this transaction by the engine's fastest path (COPY on PostgreSQL).
 
     Every column of `table` but an autoincrement key (NULL where a row has no value);
     rows are converted a chunk at a time, so 100,000 rows never exist as tuples at once.
     """
-    dialect = connection.dialect.name
-    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
-    names = [c.name for c in columns]
-    converters = [_converter(c.type, connection.dialect) for c in columns]
-    marks = ", ".join("?" if dialect == "sqlite" else "%s" for _ in names)
-    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - our own tables
+    bind = Binder(table, connection.dialect)
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, chunk)):
+        insert_bound(connection, table, bind(batch))
+
+
+def insert_bound(connection: Connection, table: Table, tuples: Sequence[Sequence[Any]]) -> None:
+    """Insert rows already bound by a `Binder` of this table and engine, in this transaction."""
+    names = _insert_columns(table)
     cursor = raw_cursor(connection)
-    fetch = operator.itemgetter(*names)  # one C call per row when the row has every column
-    convert = [(i, c) for i, c in enumerate(converters) if c is not None]
     try:
-        iterator = iter(rows)
-        while batch := list(itertools.islice(iterator, chunk)):
-            tuples = []
-            for row in batch:
-                try:
-                    values = list(fetch(row))
-                except KeyError:  # a column the row leaves out is NULL
-                    values = [row.get(name) for name in names]
-                for i, c in convert:
-                    values[i] = c(values[i])
-                tuples.append(values)
-            if dialect == "postgresql":
-                with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-                    for item in tuples:
-                        copy.write_row(item)
-            else:
-                cursor.executemany(statement, tuples)
+        if connection.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                for item in tuples:
+                    copy.write_row(item)
+        else:
+            marks = ", ".join("?" for _ in names)
+            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})",  # noqa: S608
+                               tuples)
     finally:
         cursor.close()
 
@@ -172,6 +194,14 @@ def existing_call_ids(connection: Connection, after: dt.datetime, before: dt.dat
 
 def insert_calls(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     bulk_insert(connection, calls, rows)
+
+
+def insert_bound_calls(connection: Connection, tuples: Sequence[Sequence[Any]]) -> None:
+    insert_bound(connection, calls, tuples)
+
+
+def call_binder(dialect: Dialect) -> Binder:
+    return Binder(calls, dialect)
 
 
 def record_issues(connection: Connection, run_id: int, issues: Iterable[DataIssue]) -> int:
