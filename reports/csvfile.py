@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from reconcile.clock import format_timestamp
@@ -19,6 +20,8 @@ from reconcile.money import format_amount
 from reconcile.truedy.fields import E164
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_KINDS = {str, type(None), float}  # float: pandas' NaN for a missing text
+_MONEY_KINDS = {Decimal, type(None)}
 
 
 def neutralise(text: str) -> str:
@@ -93,18 +96,28 @@ def _write_rows(writer: Any, frame: pd.DataFrame, columns: Sequence[str], curren
 
 
 def _format_column(column: pd.Series, currencies: list[str | None] | None) -> list[str]:
-    if pd.api.types.is_datetime64_any_dtype(column):
-        text = column.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return [str(value) for value in text.where(column.notna(), "").tolist()]
+    if pd.api.types.is_datetime64_any_dtype(column):  # numpy's C formatter: strftime runs per value in Python
+        utc = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz is not None else column
+        text = np.datetime_as_string(utc.to_numpy(dtype="datetime64[s]"), unit="s").tolist()
+        return ["" if value == "NaT" else value + "Z" for value in text]
     if pd.api.types.is_bool_dtype(column):
         return ["true" if value else "false" for value in column]
     if pd.api.types.is_integer_dtype(column):
         return column.astype(str).tolist()
     values = column.tolist()  # plain Python objects: iterating a pandas array value by value is slow
+    kinds = set(map(type, values))
+    if kinds <= _TEXT_KINDS and (float not in kinds or all(v != v for v in values if type(v) is float)):
+        # the usual text column (a float there is pandas' NaN for missing): one comprehension, no dispatch
+        return ["" if value is None or value != value else neutralise(value) if value.startswith(FORMULA_START)
+                else value for value in values]
     if currencies is None:
         currencies = [None] * len(values)
+    if kinds <= _MONEY_KINDS:  # an amount column: each (amount, currency) formatted once
+        amounts: dict[tuple[Decimal, str | None], str] = {}
+        return ["" if value is None else amounts.get((value, currency)) or amounts.setdefault(
+            (value, currency), format_amount(value, currency)) for value, currency in zip(values, currencies, strict=True)]
     out: list[str] = []
-    amounts: dict[tuple[Decimal, str | None], str] = {}  # prices repeat: format each once
+    amounts = {}  # prices repeat: format each once
     for value, currency in zip(values, currencies, strict=True):
         kind = type(value)
         if kind is str:

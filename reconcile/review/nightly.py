@@ -26,6 +26,7 @@ from reconcile.store.readers import SyncRun
 from reconcile.store.writer import get_state, set_state
 
 TREND_RUNS = 90
+NOT_REVIEWED = ("version_id", "row_hash", "source_hash", "features")  # version columns no flag or report reads
 UNROUTED = "unrouted_flagged"  # sync_state: the newest run's flagged numbers that no digest reaches
 
 
@@ -55,7 +56,7 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
             raise StoreError(f"no complete sync run{when} in the store: run `reconcile sync` first")
         newest = readers.latest_complete_run(connection)
         at = as_of or run.as_of
-        inventory = readers.inventory_as_of(connection, run.id)
+        inventory = readers.inventory_as_of(connection, run.id, skip=NOT_REVIEWED)
         agents = readers.agents_as_of(connection, run.id)
         last_calls = readers.last_calls(connection, before=at)
         evaluated = flag_store.last_evaluated_run(connection)

@@ -72,10 +72,26 @@ def _open_at(table: Table, run: Any) -> Any:
     return open_at(table.c.valid_from_run, table.c.valid_to_run, run)
 
 
-def _frame(connection: Connection, query: Any) -> pd.DataFrame:
+def _frame(connection: Connection, query: Any, raw: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The query's rows as a frame, decoded column by column.
+
+    The driver's rows are taken as they are (no SQLAlchemy row per record) and each
+    column's result processing (booleans on SQLite, our money and UTC types) runs once
+    per column; the `raw` columns are left as the driver gave them (the caller decodes
+    them vectorised: SQLite's datetime text goes to `pd.to_datetime` in one call).
+    """
     result = connection.execute(query)
-    columns = list(result.keys())
-    return pd.DataFrame([tuple(row) for row in result], columns=columns)
+    names = list(result.keys())
+    dbapi_rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    if not dbapi_rows:
+        return pd.DataFrame([], columns=names)
+    dialect = connection.dialect
+    columns: dict[str, list[Any]] = {}
+    for name, column, values in zip(names, query.selected_columns, zip(*dbapi_rows, strict=True), strict=True):
+        process = None if name in raw else column.type.dialect_impl(dialect).result_processor(dialect, None)
+        columns[name] = [process(v) for v in values] if process is not None else list(values)
+    return pd.DataFrame(columns, columns=names)
 
 
 def table_frame(connection: Connection, table: Table, where: Any, *order_by: Any,
@@ -88,7 +104,8 @@ def table_frame(connection: Connection, table: Table, where: Any, *order_by: Any
     wanted = [c for c in table.columns if c.name not in skip]
     columns = [type_coerce(c, c.type.impl).label(c.name) if isinstance(c.type, Money | UTCDateTime) else c
                for c in wanted]
-    frame = _frame(connection, select(*columns).where(where).order_by(*order_by))
+    frame = _frame(connection, select(*columns).where(where).order_by(*order_by),
+                   raw=tuple(c.name for c in wanted if isinstance(c.type, UTCDateTime)))
     for c in wanted:
         if isinstance(c.type, UTCDateTime):
             frame[c.name] = pd.to_datetime(frame[c.name], utc=True, format="ISO8601")
@@ -112,12 +129,13 @@ def decimals(nanos: list[Any]) -> list[Decimal | None]:
     return out
 
 
-def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
+def inventory_as_of(connection: Connection, run_id: int, statuses: tuple[str, ...] | None = None,
+                    skip: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every number version open at `run_id` (optionally only some statuses), one row per number."""
     where = _open_at(number_versions, run_id)
     if statuses:
         where = and_(where, number_versions.c.status.in_(statuses))
-    return table_frame(connection, number_versions, where, number_versions.c.number_id)
+    return table_frame(connection, number_versions, where, number_versions.c.number_id, skip=skip)
 
 
 def changed_since(connection: Connection, previous_run_id: int, run_id: int) -> pd.DataFrame:
@@ -162,7 +180,7 @@ def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.
     )
     if before is not None:
         query = query.where(calls.c.started_at <= before)
-    frame = _frame(connection, query)
+    frame = _frame(connection, query, raw=("last_call_at", "last_inbound_at", "last_outbound_at"))
     for name in ("last_call_at", "last_inbound_at", "last_outbound_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
     return frame
