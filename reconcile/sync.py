@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import errno
 import logging
-import pickle
-import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,6 +34,7 @@ from reconcile.store.snapshot import (
     numbers_to_confirm,
     plan_versions,
 )
+from reconcile.store.staging import CallStaging
 from reconcile.truedy.client import TruedyClient
 from reconcile.truedy.records import Call, DataIssue, PhoneNumber
 
@@ -87,48 +84,6 @@ def call_row(call: Call, run_id: int) -> dict[str, Any]:
         "ended_at": call.ended_at, "duration_seconds": call.duration_seconds, "cost_amount": call.cost_amount,
         "cost_currency": call.cost_currency, "sync_run_id": run_id,
     }
-
-
-class CallSpool:
-    """Downloaded call rows on local disk until the commit; the file vanishes with the process.
-
-    A temporary file with no name: a kill leaves nothing behind, and memory holds one
-    batch at a time however many calls a first sync brings. The rows are already bound
-    for the engine (`writer.Binder`: text, ints, no Decimal), which pickles 7x faster.
-    """
-
-    def __init__(self) -> None:
-        try:
-            self._file = tempfile.TemporaryFile(prefix="reconcile-calls-")
-        except OSError as exc:
-            raise _spool_error(exc) from None
-        self._batches = 0
-
-    def add(self, rows: list[list[Any]]) -> None:
-        if rows:
-            try:
-                pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            except OSError as exc:
-                raise _spool_error(exc) from None
-            self._batches += 1
-
-    def __iter__(self) -> Iterator[list[list[Any]]]:
-        self._file.seek(0)
-        for _ in range(self._batches):
-            yield pickle.load(self._file)  # noqa: S301 - our own file, written above in this process
-
-    def __enter__(self) -> CallSpool:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._file.close()
-
-
-def _spool_error(exc: OSError) -> StoreError:
-    where = tempfile.gettempdir()
-    hint = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__)
-    return StoreError(f"cannot hold the downloaded calls in {where} until the commit: {hint}; "
-                      "free space there (or point TMPDIR elsewhere) and run again; nothing was committed")
 
 
 def check_moves_forward(as_of: dt.datetime, newest_complete: dt.datetime | None) -> None:
@@ -240,8 +195,8 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     agents_gone = set() if agents.drift else set(open_agents) - set(agent_rows) - {i.record_id for i in agents.issues}
     agent_plan = plan_versions(open_agents, agent_rows, agents_gone)
 
-    # the calls are downloaded before the write transaction, onto local disk: the store's write
-    # lock (SQLite) or open transaction (PostgreSQL) lasts only for the short final commit
+    # the calls are downloaded before the write transaction, into a temporary table of the session
+    # that commits them (store/staging.py): the store's write lock lasts only for the final commit
     with engine.connect() as connection:
         watermark = writer.get_state(connection, WATERMARK)
         if watermark:
@@ -251,9 +206,9 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         before = as_of
         stored_calls = writer.existing_call_ids(connection, after, before)
     progress.phase("calls")
-    bind = writer.call_binder(engine.dialect)
-    with CallSpool() as spool:
-        batch: list[dict[str, Any]] = []  # pages of 500 go to the spool (and the database) 10,000 rows at a time
+    # one session from the first call downloaded to the commit: its temporary table holds the calls
+    with engine.connect() as connection, CallStaging(connection) as staging:
+        batch: list[dict[str, Any]] = []  # pages of 500 go to the staging table 10,000 rows at a time
         for page in client.iter_calls(after, before, slices=options.call_slices):
             issues += page.issues
             for call in page.calls:
@@ -261,14 +216,14 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
                     stored_calls.add(call.id)
                     batch.append(call_row(call, run_id))
             if len(batch) >= CALL_BATCH:
-                spool.add(bind(batch))
+                staging.add(batch)
                 batch = []
             progress.advance(len(page.calls))
-        spool.add(bind(batch))
+        staging.add(batch)
         del stored_calls
 
         progress.phase("commit")
-        with engine.begin() as connection:
+        with connection.begin():
             writer.apply_plan(connection, agent_versions, agent_plan, run_id)
             writer.apply_plan(connection, number_versions, number_plan, run_id)
             writer.set_source_hashes(connection, number_versions, rehashed)
@@ -276,9 +231,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
             summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
             if not watermark:
                 writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
-            for call_rows in spool:
-                writer.insert_bound_calls(connection, call_rows)
-                summary.calls_added += len(call_rows)
+            summary.calls_added = staging.commit_into_calls()
             summary.data_issues = writer.record_issues(connection, run_id, issues)
             writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
             progress.finish()

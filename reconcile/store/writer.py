@@ -7,6 +7,7 @@ import itertools
 import json
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from reconcile.redaction import safe_line
 from reconcile.store.schema import calls, data_issues, sync_runs, sync_state
 from reconcile.store.snapshot import OpenVersion, VersionPlan
-from reconcile.store.types import UTCDateTime, new_id
+from reconcile.store.types import Money, UTCDateTime, new_id
 from reconcile.truedy.records import DataIssue
 
 CALLS_COVERED_FROM = "calls_covered_from"  # sync_state: every call started since then is in the store
@@ -115,9 +116,8 @@ def sqlite_utc_text(value: dt.datetime | None) -> str | None:
     """
     if value is None:
         return None
-    u = value.astimezone(dt.UTC)
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the fastest form here
-        u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
+    utc = value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+    return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -125,6 +125,17 @@ def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | Non
     if isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
         return sqlite_utc_text
     processor: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is not None and isinstance(column_type, Money):  # prices repeat: convert each amount once
+        made: dict[Any, Any] = {}
+        convert = processor
+
+        def processor(value: Any) -> Any:
+            if type(value) is not Decimal:  # None, or a wrong type the type itself refuses
+                return convert(value)
+            bound = made.get(value)
+            if bound is None:
+                bound = made[value] = convert(value)
+            return bound
     return processor
 
 
@@ -167,21 +178,20 @@ def bulk_insert(connection: Connection, table: Table, rows: Iterable[Mapping[str
     bind = Binder(table, connection.dialect)
     iterator = iter(rows)
     while batch := list(itertools.islice(iterator, chunk)):
-        insert_bound(connection, table, bind(batch))
+        insert_bound(connection, table.name, bind.names, bind(batch))
 
 
-def insert_bound(connection: Connection, table: Table, tuples: Sequence[Sequence[Any]]) -> None:
-    """Insert rows already bound by a `Binder` of this table and engine, in this transaction."""
-    names = _insert_columns(table)
+def insert_bound(connection: Connection, table: str, names: Sequence[str], tuples: Sequence[Sequence[Any]]) -> None:
+    """Insert rows already bound by a `Binder` (its `names`, in order) into `table`, in this transaction."""
     cursor = raw_cursor(connection)
     try:
         if connection.dialect.name == "postgresql":
-            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
                 for item in tuples:
                     copy.write_row(item)
         else:
             marks = ", ".join("?" for _ in names)
-            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})",  # noqa: S608
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})",  # noqa: S608
                                tuples)
     finally:
         cursor.close()
@@ -194,14 +204,6 @@ def existing_call_ids(connection: Connection, after: dt.datetime, before: dt.dat
 
 def insert_calls(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     bulk_insert(connection, calls, rows)
-
-
-def insert_bound_calls(connection: Connection, tuples: Sequence[Sequence[Any]]) -> None:
-    insert_bound(connection, calls, tuples)
-
-
-def call_binder(dialect: Dialect) -> Binder:
-    return Binder(calls, dialect)
 
 
 def record_issues(connection: Connection, run_id: int, issues: Iterable[DataIssue]) -> int:

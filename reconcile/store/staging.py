@@ -1,0 +1,71 @@
+"""Calls a sync has downloaded, waiting for its commit in a temporary table of its own connection.
+
+The table is private to one database session and vanishes with it: a failed or killed
+run leaves nothing behind, and no other session sees a row of it. Writing there takes
+no lock on the store (SQLite keeps temporary tables in a file of their own), so the
+calls go in while the next pages download; the commit then moves them into `calls`
+with one INSERT ... SELECT inside the database, not row by row from Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from reconcile.store.schema import calls
+from reconcile.store.writer import Binder, insert_bound
+
+STAGING = "calls_staging"
+
+
+class CallStaging:
+    """`with CallStaging(connection) as staging:` add rows while downloading, `commit_into_calls` in the final
+    transaction. The connection must stay checked out from first add to commit (the table is its own)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.bind = Binder(calls, connection.dialect)
+        self._qualified = ("temp." if connection.dialect.name == "sqlite" else "pg_temp.") + STAGING
+
+    def __enter__(self) -> CallStaging:
+        names = ", ".join(self.bind.names)
+        no_rows = "WHERE 0 = 1" if self.connection.dialect.name == "sqlite" else "WITH NO DATA"
+        self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._qualified}")  # a pooled session's leftover
+        self.connection.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {STAGING} AS SELECT {names} FROM calls {no_rows}")  # noqa: S608 - our names
+        self.connection.commit()
+        return self
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Bind rows of `calls` for the engine and write them to the staging table (committed: no lock held)."""
+        if rows:
+            insert_bound(self.connection, STAGING, self.bind.names, self.bind(rows))
+            self.connection.commit()
+
+    def commit_into_calls(self) -> int:
+        """Move every staged call into `calls`, in the caller's transaction; the number moved.
+
+        Into an empty `calls` (a first sync) the secondary indexes are dropped and built
+        again after the insert: one sort each instead of a B-tree insert per row.
+        """
+        names = ", ".join(self.bind.names)
+        empty = self.connection.execute(select(calls.c.call_id).limit(1)).first() is None
+        rebuilt = sorted(calls.indexes, key=lambda index: str(index.name)) if empty else []
+        for index in rebuilt:
+            index.drop(self.connection)
+        moved = self.connection.exec_driver_sql(
+            f"INSERT INTO calls ({names}) SELECT {names} FROM {STAGING} ORDER BY call_id").rowcount  # noqa: S608
+        for index in rebuilt:
+            index.create(self.connection)
+        return int(moved)
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.connection.rollback()
+            self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._qualified}")
+            self.connection.commit()
+        except SQLAlchemyError:
+            pass  # the table goes with the session anyway; a pooled session drops it on its next use
