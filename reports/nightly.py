@@ -62,13 +62,19 @@ def flagged_json(flagged: pd.DataFrame) -> str:
         return [value if isinstance(value, str) else "" for value in flagged[name].tolist()]
 
     savings, currencies = flagged["monthly_savings"].tolist(), text("currency")
-    since = [format_timestamp(v)[:10] if isinstance(v, dt.datetime) else "" for v in flagged["first_flagged_at"].tolist()]
+    days: dict[Any, str] = {}  # streaks start on few distinct runs: format each time once
+    since = [days.get(v) or days.setdefault(v, format_timestamp(v)[:10]) if isinstance(v, dt.datetime) else ""
+             for v in flagged["first_flagged_at"].tolist()]
     names = _agent_names(flagged)
     agents = [names.get(a or b, a or b) for a, b in zip(text("inbound_agent_id"), text("outbound_agent_id"), strict=True)]
+    shown: dict[tuple[Decimal, str], tuple[str, float]] = {}  # prices repeat: format each once
+    for s, c in zip(savings, currencies, strict=True):
+        if isinstance(s, Decimal) and (s, c) not in shown:
+            shown[(s, c)] = (format_amount(s, c), float(s))
+    amounts = [shown[(s, c)] if isinstance(s, Decimal) else ("", -1) for s, c in zip(savings, currencies, strict=True)]
     rows = list(zip(
         text("phone_number"), text("number_id"), text("label"), text("flag"), text("reason"), text("recommended_action"),
-        [format_amount(s, c) if isinstance(s, Decimal) else "" for s, c in zip(savings, currencies, strict=True)],
-        [float(s) if isinstance(s, Decimal) else -1 for s in savings],
+        [a[0] for a in amounts], [a[1] for a in amounts],
         [1 if basis == "carrier_estimate" else 0 for basis in text("savings_basis")],
         currencies, [int(v) if pd.notna(v) else -1 for v in flagged["idle_days"].tolist()], since, agents,
         text("country_code"), strict=True))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -78,33 +78,7 @@ def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbe
             text = tags[number_id] = _tags(attributes.get(number_id or ""))
         return text
 
-    columns: dict[str, list[Any]] = {name: [] for name in FOCUS_COLUMNS}
-    names = ["invoice_id", "line_item_id", "type", "number_id", "phone_number", "description", "quantity",
-             "unit_amount", "amount", "currency", "service_period_start", "service_period_end"]
-    for (invoice_id, line_id, kind, number_id, phone, description, quantity, unit, amount, currency, start,
-         end) in zip(*(lines[name].tolist() for name in names), strict=True):
-        quantity = quantity if quantity is not None else Decimal(1)
-        if unit is None:
-            unit = amount / quantity if quantity else amount
-        service, category, subcategory = SERVICE.get(kind, NUMBERS_SERVICE)
-        usage = kind == "call_usage"
-        billing_start, billing_end = bills[invoice_id]
-        _append(columns, {
-            "BillingPeriodStart": billing_start, "BillingPeriodEnd": billing_end,
-            "ChargePeriodStart": stamp(start), "ChargePeriodEnd": stamp(end),
-            "BilledCost": amount, "EffectiveCost": amount, "ListCost": unit * quantity, "ListUnitPrice": unit,
-            "ContractedCost": unit * quantity, "ContractedUnitPrice": unit,
-            "BillingCurrency": currency, "BillingAccountId": account[0], "BillingAccountName": account[1],
-            "ChargeCategory": CHARGE_CATEGORY[kind], "ChargeClass": None,
-            "ChargeFrequency": CHARGE_FREQUENCY[kind], "ChargeDescription": description or kind,
-            "InvoiceId": invoice_id, "InvoiceIssuerName": "Truedy", "ProviderName": "Truedy", "PublisherName": "Truedy",
-            "ResourceId": number_id, "ResourceName": phone, "ResourceType": "Phone Number" if number_id else None,
-            "ServiceName": service, "ServiceCategory": category, "ServiceSubcategory": subcategory,
-            "PricingQuantity": quantity, "PricingUnit": PRICING_UNIT[kind],
-            "ConsumedQuantity": quantity if usage else None, "ConsumedUnit": "Minute" if usage else None,
-            "Tags": tags_of(number_id), "x_CostSource": "invoice", "x_EstimatedCost": None,
-            "x_LineItemId": line_id, "x_LineItemType": kind,
-        })
+    columns = _line_columns(lines, bills, account, tags_of)
     for number in sorted(numbers.values(), key=lambda n: n.number_id):
         estimate = estimates.get(number.provider)
         if number.is_truedy_managed or estimate is None or estimate[0] is None:
@@ -131,6 +105,42 @@ def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbe
             "x_LineItemId": None, "x_LineItemType": "carrier_estimate",
         })
     return pd.DataFrame(columns, columns=FOCUS_COLUMNS, dtype=object)
+
+
+def _line_columns(lines: pd.DataFrame, bills: dict[str, tuple[str, str]], account: tuple[str, str],
+                  tags_of: Callable[[str | None], str]) -> dict[str, list[Any]]:
+    """The FOCUS columns of invoice lines, built a column at a time (a row of dicts costs 3x as much)."""
+    count = len(lines)
+    invoice_ids, kinds, number_ids = (lines[n].tolist() for n in ("invoice_id", "type", "number_id"))
+    amounts = lines["amount"].tolist()
+    quantities = [q if q is not None else Decimal(1) for q in lines["quantity"].tolist()]
+    units = [u if u is not None else (a / q if q else a)
+             for u, a, q in zip(lines["unit_amount"].tolist(), amounts, quantities, strict=True)]
+    costs = [u * q for u, q in zip(units, quantities, strict=True)]
+    usage = [kind == "call_usage" for kind in kinds]
+    services = [SERVICE.get(kind, NUMBERS_SERVICE) for kind in kinds]
+    billing = [bills[invoice_id] for invoice_id in invoice_ids]
+    return {
+        "BillingPeriodStart": [b[0] for b in billing], "BillingPeriodEnd": [b[1] for b in billing],
+        "ChargePeriodStart": [stamp(d) for d in lines["service_period_start"].tolist()],
+        "ChargePeriodEnd": [stamp(d) for d in lines["service_period_end"].tolist()],
+        "BilledCost": amounts, "EffectiveCost": list(amounts), "ListCost": costs, "ListUnitPrice": units,
+        "ContractedCost": list(costs), "ContractedUnitPrice": list(units),
+        "BillingCurrency": lines["currency"].tolist(), "BillingAccountId": [account[0]] * count,
+        "BillingAccountName": [account[1]] * count, "ChargeCategory": [CHARGE_CATEGORY[k] for k in kinds],
+        "ChargeClass": [None] * count, "ChargeFrequency": [CHARGE_FREQUENCY[k] for k in kinds],
+        "ChargeDescription": [d or k for d, k in zip(lines["description"].tolist(), kinds, strict=True)],
+        "InvoiceId": invoice_ids, "InvoiceIssuerName": ["Truedy"] * count, "ProviderName": ["Truedy"] * count,
+        "PublisherName": ["Truedy"] * count, "ResourceId": number_ids, "ResourceName": lines["phone_number"].tolist(),
+        "ResourceType": ["Phone Number" if n else None for n in number_ids],
+        "ServiceName": [s[0] for s in services], "ServiceCategory": [s[1] for s in services],
+        "ServiceSubcategory": [s[2] for s in services], "PricingQuantity": quantities,
+        "PricingUnit": [PRICING_UNIT[k] for k in kinds],
+        "ConsumedQuantity": [q if u else None for q, u in zip(quantities, usage, strict=True)],
+        "ConsumedUnit": ["Minute" if u else None for u in usage], "Tags": [tags_of(n) for n in number_ids],
+        "x_CostSource": ["invoice"] * count, "x_EstimatedCost": [None] * count,
+        "x_LineItemId": lines["line_item_id"].tolist(), "x_LineItemType": list(kinds),
+    }
 
 
 def _append(columns: dict[str, list[Any]], row: dict[str, Any]) -> None:

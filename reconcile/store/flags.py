@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, or_, select, update
 
 from reconcile.analysis.history import OpenStreak, StreakPlan
 from reconcile.store.schema import flag_history, open_at, sync_runs
@@ -34,13 +34,18 @@ def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of:
              "first_flagged_run": run_id, "last_flagged_run": run_id,
              "monthly_savings": item["monthly_savings"], "currency": item["currency"]}
             for item in plan.new])
-    for item in plan.continued:
-        connection.execute(update(flag_history).where(flag_history.c.id == item["id"]).values(
-            flag=item["flag"], last_flagged_run=run_id, monthly_savings=item["monthly_savings"],
-            currency=item["currency"]))
-    for streak_id, how in plan.resolved:
-        connection.execute(update(flag_history).where(flag_history.c.id == streak_id).values(
-            resolved_at=as_of, resolved_run=run_id, resolution=how))
+    if plan.continued:  # one executemany: every flagged number continues its streak every night
+        connection.execute(
+            update(flag_history).where(flag_history.c.id == bindparam("streak_id")).values(
+                flag=bindparam("flag"), last_flagged_run=run_id, monthly_savings=bindparam("monthly_savings"),
+                currency=bindparam("currency")),
+            [{"streak_id": item["id"], "flag": item["flag"], "monthly_savings": item["monthly_savings"],
+              "currency": item["currency"]} for item in plan.continued])
+    if plan.resolved:
+        connection.execute(
+            update(flag_history).where(flag_history.c.id == bindparam("streak_id")).values(
+                resolved_at=as_of, resolved_run=run_id, resolution=bindparam("how")),
+            [{"streak_id": streak_id, "how": how} for streak_id, how in plan.resolved])
     set_state(connection, EVALUATED, str(run_id), run_id)
 
 
