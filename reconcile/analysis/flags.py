@@ -64,9 +64,9 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
         protected |= labels.map(lambda label: pattern.search(label) is not None).astype(bool)
     frame["protected"] = protected.astype(bool)
     frame["agents_text"] = [
-        _agents_text(row, names, status) if has else ""
-        for row, has in zip(frame[["inbound_agent_id", "outbound_agent_id"]].itertuples(index=False),
-                            frame["has_assignment"], strict=True)
+        _agents_text((inbound, outbound), names, status) if has else ""
+        for inbound, outbound, has in zip(frame["inbound_agent_id"].tolist(), frame["outbound_agent_id"].tolist(),
+                                          frame["has_assignment"].tolist(), strict=True)
     ]
     return frame
 
@@ -84,8 +84,9 @@ def _agents_text(row: tuple[Any, ...], names: Mapping[str, str], status: Mapping
 def savings(frame: pd.DataFrame, carrier_costs: Mapping[str, CarrierCost]) -> pd.DataFrame:
     """Monthly saving per number, its currency and its basis (Truedy fee, carrier estimate, unknown)."""
     amounts, currencies, basis = [], [], []
-    for managed, provider, cost, currency in zip(frame["is_truedy_managed"], frame["provider"],
-                                                 frame["monthly_cost"], frame["currency"], strict=True):
+    for managed, provider, cost, currency in zip(frame["is_truedy_managed"].tolist(), frame["provider"].tolist(),
+                                                 frame["monthly_cost"].tolist(), frame["currency"].tolist(),
+                                                 strict=True):
         if managed:
             amounts.append(cost)
             currencies.append(currency)
@@ -129,7 +130,7 @@ def evaluate_flags(
                          for row in flagged[columns].to_dict("records")]
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
     since = first_flagged or {}
-    flagged["first_flagged_at"] = [since.get(number_id, as_of) for number_id in flagged["number_id"]]
+    flagged["first_flagged_at"] = [since.get(number_id, as_of) for number_id in flagged["number_id"].tolist()]
     flagged = flagged.sort_values(["flag", "monthly_savings", "number_id"], key=_sort_key, ascending=[True, False, True])
     frame["monthly_savings"] = frame["monthly_savings"].where(frame["flag"] != "", None)
     return FlagResult(

@@ -43,7 +43,7 @@ def register(rule: Rule) -> Rule:
 
 
 def _day(value: object) -> str:
-    return value.strftime("%Y-%m-%d") if isinstance(value, dt.date) and not pd.isna(value) else "?"
+    return value.isoformat()[:10] if isinstance(value, dt.date) and not pd.isna(value) else "?"
 
 
 def _assigned(row: Row, settings: FlagSettings) -> str:

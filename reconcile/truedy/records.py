@@ -245,10 +245,10 @@ def _plain_call(raw: Any) -> Call | None:
         return None
     price, currency = cost.get("amount"), cost.get("currency")
     try:
-        amount = _AMOUNTS.get(price) if type(price) is str else None
+        amount = _AMOUNTS.get(price) if isinstance(price, str) else None
         if amount is None:
             amount = parse_amount(price)
-            if len(_AMOUNTS) < 10_000:  # call prices repeat: parse each once (a bounded cache)
+            if isinstance(price, str) and len(_AMOUNTS) < 10_000:  # call prices repeat: parse each once (bounded)
                 _AMOUNTS[price] = amount
         if amount < 0:
             return None
