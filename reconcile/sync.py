@@ -164,6 +164,7 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     fingerprints = {**live.fingerprints, **released.fingerprints}
     unchanged = (live.unchanged | released.unchanged) - set(numbers)  # served exactly as stored
     seen = set(numbers) | unchanged | {issue.record_id for issue in live.issues + released.issues}
+    del live, released  # `numbers` holds every parsed record now
 
     to_confirm = numbers_to_confirm(open_numbers, seen)
     gone: set[str] = set()
@@ -182,11 +183,12 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     summary.numbers_confirmed_gone = len(gone)
 
     rows = {}
-    for number in numbers.values():
+    for key in list(numbers):  # each parsed record goes as its row is made: never both for every number
+        number = numbers.pop(key)
         row = number_row(number)
         row["source_hash"] = fingerprints.get(number.id)
         rows[number.id] = row
-    del numbers, live, released  # the rows say it all now: let 100,000 parsed records go
+    del numbers
     rehashed = [(stored.version_id, row["source_hash"]) for key, row in rows.items()
                 if (stored := open_numbers.get(key)) is not None and stored.row_hash == row["row_hash"]
                 and row["source_hash"] and stored.source_hash != row["source_hash"]]
@@ -204,23 +206,18 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
         else:
             after = as_of - dt.timedelta(days=options.calls_backfill_days)
         before = as_of
-        stored_calls = writer.existing_call_ids(connection, after, before)
     progress.phase("calls")
     # one session from the first call downloaded to the commit: its temporary table holds the calls
     with engine.connect() as connection, CallStaging(connection) as staging:
         batch: list[dict[str, Any]] = []  # pages of 500 go to the staging table 10,000 rows at a time
         for page in client.iter_calls(after, before, slices=options.call_slices):
             issues += page.issues
-            for call in page.calls:
-                if call.id not in stored_calls:
-                    stored_calls.add(call.id)
-                    batch.append(call_row(call, run_id))
+            batch += [call_row(call, run_id) for call in page.calls]  # calls stored already: skipped at the commit
             if len(batch) >= CALL_BATCH:
                 staging.add(batch)
                 batch = []
             progress.advance(len(page.calls))
         staging.add(batch)
-        del stored_calls
 
         progress.phase("commit")
         with connection.begin():

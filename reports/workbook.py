@@ -71,12 +71,11 @@ def write_flagged_xlsx(flagged: pd.DataFrame, agent_names: dict[str, str], path:
     managed = ["yes" if value is True else "no" for value in flagged["is_truedy_managed"].tolist()]
     agents = [[_agent(agent_id, agent_names) for agent_id in column(f"{direction}_agent_id")]
               for direction in ("inbound", "outbound")]
-    for values in zip(column("currency"), column("number_id"), column("phone_number"), column("label"),
-                      column("country_code"), column("phone_number_type"), column("provider"), managed,
-                      column("monthly_cost"), column("flag"), column("reason"), column("recommended_action"),
-                      column("monthly_savings"), column("savings_basis"), *agents, column("purchased_at"),
-                      column("last_call_at"), column("idle_days"), column("first_flagged_at"), strict=True):
-        sheet.row(values[1:], currency=values[0])
+    sheet.columns([column("number_id"), column("phone_number"), column("label"), column("country_code"),
+                   column("phone_number_type"), column("provider"), managed, column("monthly_cost"), column("flag"),
+                   column("reason"), column("recommended_action"), column("monthly_savings"),
+                   column("savings_basis"), *agents, column("purchased_at"), column("last_call_at"),
+                   column("idle_days"), column("first_flagged_at")], currencies=column("currency"))
     book.save(path, as_of)
 
 

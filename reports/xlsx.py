@@ -156,49 +156,60 @@ class Sheet:
                 styles.append(0)
         self._row(cells, styles)
 
+    def columns(self, columns: Sequence[Sequence[Any]], currencies: Sequence[str | None]) -> None:
+        """Add rows given a column at a time (as a frame holds them), money in each row's currency.
+
+        A column of one kind (text, money, times, counts) is rendered in one pass: no per-cell dispatch.
+        """
+        start = len(self.rows) + 1
+        rendered = [self._column(index, values, start, currencies) for index, values in enumerate(columns)]
+        for offset, cells in enumerate(zip(*rendered, strict=True)):
+            self.rows.append(f'<row r="{start + offset}">{"".join(cells)}</row>')
+
+    def _column(self, index: int, values: Sequence[Any], start: int, currencies: Sequence[str | None]) -> list[str]:
+        letter = self.letters[index]
+        kinds = set(map(type, values)) - {type(None)}
+        widest = 0
+        if kinds == {str}:
+            cells = ["" if v is None else f'<c r="{letter}{start + i}" s="{TEXT}" t="inlineStr"><is>'
+                     f'<t xml:space="preserve">{_escape(v)}</t></is></c>' for i, v in enumerate(values)]
+            widest = max((len(v) for v in values if v is not None), default=0)
+        elif kinds == {Decimal}:
+            styles = {c: self.book.money_style(money_format(c)) if c else 0 for c in set(currencies)}
+            texts = [None if v is None else f"{v:f}" for v in values]
+            cells = ["" if t is None else f'<c r="{letter}{start + i}" s="{styles[c]}"><v>{t}</v></c>' if styles[c]
+                     else f'<c r="{letter}{start + i}"><v>{t}</v></c>'
+                     for i, (t, c) in enumerate(zip(texts, currencies, strict=True))]
+            widest = max((len(t) + len(t) // 4 for t in texts if t is not None), default=0)
+        elif kinds == {Serial}:
+            cells = ["" if v is None else f'<c r="{letter}{start + i}" s="{DATETIME}"><v>{float(v)!r}</v></c>'
+                     for i, v in enumerate(values)]
+            widest = 16 if len(kinds) else 0
+        elif kinds == {int}:
+            cells = ["" if v is None else f'<c r="{letter}{start + i}"><v>{v}</v></c>' for i, v in enumerate(values)]
+            widest = max((len(str(v)) for v in values if v is not None), default=0)
+        else:  # mixed or unusual: cell by cell
+            cells = []
+            for i, (value, currency) in enumerate(zip(values, currencies, strict=True)):
+                style = (self.book.money_style(money_format(currency)) if isinstance(value, Decimal) and currency
+                         else 0)
+                made = _cell(f"{letter}{start + i}", value, style)
+                cells.append(made[0] if made else "")
+                widest = max(widest, made[1] if made else 0)
+        if widest + 2 > self.widths[index]:
+            self.widths[index] = min(MAX_WIDTH, widest + 2)
+        return cells
+
     def _row(self, cells: list[Any], styles: list[int]) -> None:
         number = len(self.rows) + 1
         out = [f'<row r="{number}">']
-        widths, letters = self.widths, self.letters
         for index, value in enumerate(cells):
-            if value is None:
+            made = _cell(f"{self.letters[index]}{number}", value, styles[index])
+            if made is None:
                 continue
-            kind, ref = type(value), f"{letters[index]}{number}"
-            if kind is str:
-                shown = len(value)
-                style = styles[index] or TEXT
-                out.append(f'<c r="{ref}" s="{style}" t="inlineStr"><is><t xml:space="preserve">{_escape(value)}'
-                           "</t></is></c>")
-            elif kind is Decimal:
-                text = f"{value:f}"
-                shown = len(text) + len(text) // 4
-                out.append(f'<c r="{ref}" s="{styles[index]}"><v>{text}</v></c>' if styles[index]
-                           else f'<c r="{ref}"><v>{text}</v></c>')
-            elif kind is Serial:
-                shown = 16
-                out.append(f'<c r="{ref}" s="{DATETIME}"><v>{float(value)!r}</v></c>')
-            elif value is NaT or value is NA or (kind is float and value != value):
-                continue  # pandas' blanks are empty cells, as None is
-            elif isinstance(value, dt.datetime):
-                shown = 16
-                out.append(f'<c r="{ref}" s="{DATETIME}"><v>{excel_serial(value)}</v></c>')
-            elif isinstance(value, dt.date):
-                shown = 10
-                out.append(f'<c r="{ref}" s="{DATE}"><v>{excel_serial(value)}</v></c>')
-            elif kind is bool:
-                shown = 5
-                out.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
-            elif isinstance(value, numbers.Number):
-                text = str(value)
-                shown = len(text)
-                out.append(f'<c r="{ref}"><v>{text}</v></c>')
-            else:
-                text = str(value)
-                shown = len(text)
-                out.append(f'<c r="{ref}" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">{_escape(text)}'
-                           "</t></is></c>")
-            if shown + 2 > widths[index]:
-                widths[index] = min(MAX_WIDTH, shown + 2)
+            out.append(made[0])
+            if made[1] + 2 > self.widths[index]:
+                self.widths[index] = min(MAX_WIDTH, made[1] + 2)
         out.append("</row>")
         self.rows.append("".join(out))
 
@@ -218,6 +229,35 @@ class Sheet:
                 '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
                 f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>{"".join(self.rows)}'
                 f'</sheetData><autoFilter ref="{self.ref()}"/></worksheet>')
+
+
+def _cell(ref: str, value: Any, style: int) -> tuple[str, int] | None:
+    """One cell's XML and about how many characters it shows; None for a blank. `style`: a money
+    style for a Decimal, or 0 (text gets the text style, times a date style)."""
+    kind = type(value)
+    if value is None or value is NaT or value is NA or (kind is float and value != value):
+        return None  # pandas' blanks are empty cells, as None is
+    if kind is str:
+        return (f'<c r="{ref}" s="{style or TEXT}" t="inlineStr"><is><t xml:space="preserve">{_escape(value)}'
+                "</t></is></c>"), len(value)
+    if kind is Decimal:
+        text = f"{value:f}"
+        return (f'<c r="{ref}" s="{style}"><v>{text}</v></c>' if style else f'<c r="{ref}"><v>{text}</v></c>',
+                len(text) + len(text) // 4)
+    if kind is Serial:
+        return f'<c r="{ref}" s="{DATETIME}"><v>{float(value)!r}</v></c>', 16
+    if isinstance(value, dt.datetime):
+        return f'<c r="{ref}" s="{DATETIME}"><v>{excel_serial(value)}</v></c>', 16
+    if isinstance(value, dt.date):
+        return f'<c r="{ref}" s="{DATE}"><v>{excel_serial(value)}</v></c>', 10
+    if kind is bool:
+        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>', 5
+    if isinstance(value, numbers.Number):
+        text = str(value)
+        return f'<c r="{ref}"><v>{text}</v></c>', len(text)
+    text = str(value)
+    return (f'<c r="{ref}" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">{_escape(text)}'
+            "</t></is></c>"), len(text)
 
 
 def money_format(currency: str, digits: int | None = None) -> str:

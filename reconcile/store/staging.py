@@ -46,7 +46,11 @@ class CallStaging:
             self.connection.commit()
 
     def commit_into_calls(self) -> int:
-        """Move every staged call into `calls`, in the caller's transaction; the number moved.
+        """Move every staged call not in `calls` yet into it, in the caller's transaction; the number moved.
+
+        A call read twice (the overlap an incremental sync re-reads, or a page served twice) is
+        one row: the database skips an id it holds (ON CONFLICT on the key), so no set of every
+        call id is held in memory (3 million ids at 400,000 numbers).
 
         Into an empty `calls` (a first sync) the secondary indexes are dropped and built
         again after the insert: one sort each instead of a B-tree insert per row.
@@ -57,7 +61,8 @@ class CallStaging:
         for index in rebuilt:
             index.drop(self.connection)
         moved = self.connection.exec_driver_sql(
-            f"INSERT INTO calls ({names}) SELECT {names} FROM {STAGING} ORDER BY call_id").rowcount  # noqa: S608
+            f"INSERT INTO calls ({names}) SELECT {names} FROM {STAGING} WHERE 1 = 1 ORDER BY call_id "  # noqa: S608
+            "ON CONFLICT (call_id) DO NOTHING").rowcount
         for index in rebuilt:
             index.create(self.connection)
         return int(moved)

@@ -15,7 +15,6 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Table,
-    and_,
     bindparam,
     func,
     insert,
@@ -195,11 +194,6 @@ def insert_bound(connection: Connection, table: str, names: Sequence[str], tuple
                                tuples)
     finally:
         cursor.close()
-
-
-def existing_call_ids(connection: Connection, after: dt.datetime, before: dt.datetime) -> set[str]:
-    query = select(calls.c.call_id).where(and_(calls.c.started_at >= after, calls.c.started_at < before))
-    return set(connection.execute(query).scalars())
 
 
 def insert_calls(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
