@@ -175,7 +175,9 @@ class Sheet:
                      f'<t xml:space="preserve">{_escape(v)}</t></is></c>' for i, v in enumerate(values)]
             widest = max((len(v) for v in values if v is not None), default=0)
         elif kinds == {Decimal}:
-            styles = {c: self.book.money_style(money_format(c)) if c else 0 for c in set(currencies)}
+            # in sorted order: a set's order changes between runs, and the same review must give the same bytes
+            styles = {c: self.book.money_style(money_format(c)) if c else 0
+                      for c in sorted(set(currencies), key=lambda code: code or "")}
             texts = [None if v is None else f"{v:f}" for v in values]
             cells = ["" if t is None else f'<c r="{letter}{start + i}" s="{styles[c]}"><v>{t}</v></c>' if styles[c]
                      else f'<c r="{letter}{start + i}"><v>{t}</v></c>'

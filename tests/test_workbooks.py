@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +19,8 @@ from reconcile.jobs.monthly import report_monthly
 from reconcile.jobs.nightly import report_nightly
 from reconcile.period import Period
 from reconcile.sync import SyncOptions, run_sync
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -101,3 +106,30 @@ def test_review_xlsx(make_sandbox, make_client, store, tmp_path):
         == focus_billed
     phones = [c for c in book["Findings"]["E"][1:] if c.value]
     assert phones and all(c.data_type == "s" for c in phones)
+
+
+WRITE_ONE_BOOK = """
+import datetime as dt, sys
+from decimal import Decimal
+from pathlib import Path
+from reconcile.reports.xlsx import Book, Sheet
+book = Book()
+sheet = Sheet(book, "Money", ["Amount", "Label"])
+sheet.columns([[Decimal("1.15"), Decimal("200"), Decimal("3.5"), None], ["a", "=b", None, "<c>"]],
+              currencies=["USD", "JPY", "EUR", None])
+book.save(Path(sys.argv[1]), dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+"""
+
+
+def test_the_same_rows_give_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    """A report set is compared whole: the workbook must not depend on a set's order in one process."""
+    made = []
+    for seed in ("1", "2", "3"):
+        path = tmp_path / f"book-{seed}.xlsx"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", WRITE_ONE_BOOK, str(path)], check=True, env=env, cwd=ROOT)
+        made.append(path.read_bytes())
+    assert made[0] == made[1] == made[2]
+    ws = openpyxl.load_workbook(tmp_path / "book-1.xlsx")["Money"]
+    assert [c.number_format for c in ws["A"][1:4]] == ['#,##0.00 "USD"', '#,##0 "JPY"', '#,##0.00 "EUR"']
+    assert [c.value for c in ws["B"][1:]] == ["a", "=b", None, "<c>"] and ws["B3"].data_type == "s"
