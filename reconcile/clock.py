@@ -21,6 +21,10 @@ def parse_timestamp(text: object) -> dt.datetime:
     """An RFC 3339 timestamp as an aware UTC datetime; ValueError otherwise."""
     if not isinstance(text, str):
         raise ValueError(f"timestamp must be a string, got {type(text).__name__}")
+    if len(text) == 20 and text[19] == "Z" and text[10] == "T":  # the API's usual form: read as it is, already UTC
+        value = dt.datetime.fromisoformat(text)
+        if MIN_YEAR <= value.year <= MAX_YEAR:
+            return value
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text[:40]!r}")

@@ -186,7 +186,7 @@ class Sheet:
         elif kinds == {Serial}:
             cells = ["" if v is None else f'<c r="{letter}{start + i}" s="{DATETIME}"><v>{float(v)!r}</v></c>'
                      for i, v in enumerate(values)]
-            widest = 16 if len(kinds) else 0
+            widest = 16
         elif kinds == {int}:
             cells = ["" if v is None else f'<c r="{letter}{start + i}"><v>{v}</v></c>' for i, v in enumerate(values)]
             widest = max((len(str(v)) for v in values if v is not None), default=0)

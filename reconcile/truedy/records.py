@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from reconcile.clock import MAX_YEAR, MIN_YEAR, parse_timestamp
+from reconcile.clock import parse_timestamp
 from reconcile.money import parse_amount, parse_currency
 from reconcile.truedy.fields import (
     Fields,
@@ -252,30 +252,13 @@ def _plain_call(raw: Any) -> Call | None:
                 _AMOUNTS[price] = amount
         if amount < 0:
             return None
-        return Call(cid, agent, number, direction, from_number, to_number, _utc(raw.get("started_at")),
-                    _utc(raw.get("ended_at")), duration, amount,
-                    currency if currency in _CURRENCIES else _currency(currency))
+        return Call(cid, agent, number, direction, from_number, to_number, parse_timestamp(raw.get("started_at")),
+                    parse_timestamp(raw.get("ended_at")), duration, amount, parse_currency(currency))
     except ValueError:
         return None
 
 
 _AMOUNTS: dict[str, Decimal] = {}
-_CURRENCIES: set[str] = set()
-
-
-def _currency(text: object) -> str:
-    code = parse_currency(text)
-    _CURRENCIES.add(code)
-    return code
-
-
-def _utc(text: object) -> dt.datetime:
-    """parse_timestamp, with a direct path for the usual `2026-11-03T14:05:09Z` (same answer)."""
-    if type(text) is str and len(text) == 20 and text[19] == "Z" and text[10] == "T":
-        value = dt.datetime.fromisoformat(text)
-        if MIN_YEAR <= value.year <= MAX_YEAR:
-            return value
-    return parse_timestamp(text)
 
 
 def _careful_call(raw: Any) -> Call:
