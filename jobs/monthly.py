@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from reconcile.analysis.monthly import MonthlyReview
+from reconcile.bulk import bulk_work
 from reconcile.clock import Clock
 from reconcile.config import Settings
 from reconcile.delivery import UNKNOWN_HINT, deliver_once
@@ -57,6 +58,7 @@ def default_out_dir(settings: Settings, period: Period) -> Path:
     return settings.reports_dir / f"monthly-{period}"
 
 
+@bulk_work()
 def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Clock, out_dir: Path | None = None,
                    fetch: bool = True, progress: Progress | None = None) -> MonthlyOutcome:
     """Sync the month's invoices (unless `fetch` is off), then write the review. The caller holds the lock."""

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from reconcile.analysis.digests import unrouted_line
 from reconcile.analysis.flags import FlagResult
 from reconcile.analysis.nightly import NightlySummary
+from reconcile.bulk import bulk_work
 from reconcile.clock import Clock
 from reconcile.config import Settings
 from reconcile.errors import DeliveryError
@@ -58,6 +59,7 @@ def default_out_dir(settings: Settings, as_of: dt.datetime) -> Path:
     return settings.reports_dir / f"nightly-{as_of:%Y-%m-%d}"
 
 
+@bulk_work()
 def report_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
                    out_dir: Path | None = None) -> NightlyOutcome:
     """The nightly report of the newest complete run (at or before `as_of`), from the store."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from reconcile.bulk import bulk_work
 from reconcile.clock import Clock
 from reconcile.errors import StoreError
 from reconcile.period import Period
@@ -47,6 +48,7 @@ class InvoiceSyncSummary:
                 f"{self.issues} new invoice issues, {self.duration_s:.1f} s")
 
 
+@bulk_work()
 def run_invoice_sync(client: TruedyClient, engine: Engine, periods: tuple[Period, ...], *, clock: Clock,
                      progress: Progress | None = None) -> InvoiceSyncSummary:
     progress = progress or NullProgress()

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from reconcile.bulk import bulk_work
 from reconcile.clock import Clock, format_timestamp, parse_timestamp
 from reconcile.errors import ConfigError, StoreError, describe
 from reconcile.progress import NullProgress, Progress
@@ -103,6 +104,7 @@ def check_not_ahead(as_of: dt.datetime, upstream_now: dt.datetime | None, skew: 
                           "machine's clock")
 
 
+@bulk_work()
 def run_sync(
     client: TruedyClient, engine: Engine, *, clock: Clock, options: SyncOptions | None = None,
     progress: Progress | None = None,
