@@ -115,23 +115,37 @@ def breakdown(frame: pd.DataFrame, key: str, label: str) -> pd.DataFrame:
     keys = [k if isinstance(k, str) else "(none)" for k in frame[key].tolist()]
     numbers: dict[str, int] = defaultdict(int)
     flagged: dict[str, int] = defaultdict(int)
-    cost: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"amounts": [], "currencies": []})
-    saving: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"amounts": [], "currencies": []})
+    cost: dict[str, dict[str, list[Any]]] = defaultdict(dict)    # key -> currency -> [sum, count]
+    saving: dict[str, dict[str, list[Any]]] = defaultdict(dict)
     for k, flag, amount, currency, save in zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(),
                                                frame["currency"].tolist(), frame["monthly_savings"].tolist(),
                                                strict=True):
         numbers[k] += 1
-        cost[k]["amounts"].append(amount)
-        cost[k]["currencies"].append(currency)
         if flag:
             flagged[k] += 1
-            saving[k]["amounts"].append(save)
-            saving[k]["currencies"].append(currency)
+        if not isinstance(currency, str):
+            continue
+        if isinstance(amount, Decimal):
+            _add(cost[k], currency, amount)
+        if flag and isinstance(save, Decimal):
+            _add(saving[k], currency, save)
     rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k],
-             "monthly_cost": totals_by_currency(cost[k]["amounts"], cost[k]["currencies"]),
-             "savings": totals_by_currency(saving[k]["amounts"], saving[k]["currencies"]) if k in saving else []}
-            for k in sorted(numbers)]
+             "monthly_cost": _totals(cost.get(k)), "savings": _totals(saving.get(k))} for k in sorted(numbers)]
     return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
+
+
+def _add(sums: dict[str, list[Any]], currency: str, amount: Decimal) -> None:
+    total = sums.get(currency)
+    if total is None:
+        sums[currency] = [Decimal(0) + amount, 1]  # as totals_by_currency sums: from zero
+    else:
+        total[0] += amount
+        total[1] += 1
+
+
+def _totals(sums: dict[str, list[Any]] | None) -> list[CurrencyTotal]:
+    """Sums per currency as `totals_by_currency` gives them (sorted by currency)."""
+    return [CurrencyTotal(c, amount, count) for c, (amount, count) in sorted(sums.items())] if sums else []
 
 
 def summarise(
