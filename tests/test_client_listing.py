@@ -113,3 +113,36 @@ def test_invoices_and_line_items_add_up(make_sandbox, make_client):
     assert {e.kind for e in billing_for(server.account).errors} == {
         "fee_after_release", "missing_fee", "amount_mismatch", "duplicate_fee",
         "fee_for_imported_number", "unknown_number", "usage_mismatch"}
+
+
+def test_pages_are_fetched_a_bounded_distance_ahead_of_the_reader():
+    """A listing of many pages holds a few dozen decoded pages at a time, whatever the reader's pace."""
+    import threading
+    import time
+
+    import httpx
+
+    from reconcile.truedy.client import AHEAD_PER_WORKER, TruedyClient
+
+    client = TruedyClient(httpx.Client(), max_concurrency=4)  # no request is sent: the work is a function
+    lock = threading.Lock()
+    started, read, most_ahead = 0, 0, 0
+
+    def work(item: int) -> int:
+        nonlocal started, most_ahead
+        with lock:
+            started += 1
+            most_ahead = max(most_ahead, started - read)
+        return item * 2
+
+    with client:
+        results = []
+        for result in client._in_threads(work, list(range(500))):
+            time.sleep(0.0005)  # a reader slower than the workers
+            with lock:
+                read += 1
+            results.append(result)
+    assert results == [i * 2 for i in range(500)]  # in order, every one
+    assert started == 500
+    assert most_ahead <= 4 * AHEAD_PER_WORKER + 1
+    assert most_ahead >= 4  # and the workers did run ahead of the reader

@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import email.utils
+import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -53,6 +55,7 @@ from reconcile.truedy.results import CallPage, Listing, RequestStats, T
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 MAX_LISTING_PASSES = 3
+AHEAD_PER_WORKER = 4  # pages requested ahead of the reader, per worker
 log = logging.getLogger("reconcile.truedy")
 
 
@@ -203,9 +206,28 @@ class TruedyClient:
 
     def _in_threads(self, function: Callable[[Item], Result], items: list[Item]) -> Iterator[Result]:
         """`function` over `items` on the client's workers, results in order; each task keeps the
-        caller's context (the log fields of the job it serves)."""
-        futures = [self._executor.submit(contextvars.copy_context().run, function, item) for item in items]
-        return (future.result() for future in futures)
+        caller's context (the log fields of the job it serves).
+
+        At most `AHEAD_PER_WORKER` tasks per worker are running or waiting to be read: a listing
+        of 4,000 pages holds a few dozen decoded pages at a time, not all of them.
+        """
+        pending: deque[Future[Result]] = deque()
+        queue = iter(items)
+        limit = self.max_concurrency * AHEAD_PER_WORKER
+
+        def fill() -> None:
+            for item in itertools.islice(queue, limit - len(pending)):
+                pending.append(self._executor.submit(contextvars.copy_context().run, function, item))
+
+        try:
+            fill()
+            while pending:
+                result = pending.popleft().result()
+                fill()
+                yield result
+        finally:
+            for future in pending:  # the reader stopped early (an error): the rest need not run
+                future.cancel()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
