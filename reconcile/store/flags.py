@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
 
 from reconcile.analysis.history import OpenStreak, StreakPlan
 from reconcile.store.schema import flag_history, open_at, sync_runs
 from reconcile.store.types import money_sum, money_total
-from reconcile.store.writer import get_state, set_state
+from reconcile.store.writer import bulk_insert, get_state, set_state
 
 EVALUATED = "flags_evaluated_run"
 
@@ -28,12 +28,12 @@ def open_streaks(connection: Connection) -> dict[str, OpenStreak]:
 
 
 def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of: dt.datetime) -> None:
-    if plan.new:
-        connection.execute(insert(flag_history), [
+    if plan.new:  # by the driver's bulk path: a first evaluation opens a streak per flagged number
+        bulk_insert(connection, flag_history, (
             {"number_id": item["number_id"], "flag": item["flag"], "first_flagged_at": as_of,
-             "first_flagged_run": run_id, "last_flagged_run": run_id,
-             "monthly_savings": item["monthly_savings"], "currency": item["currency"]}
-            for item in plan.new])
+             "first_flagged_run": run_id, "last_flagged_run": run_id, "monthly_savings": item["monthly_savings"],
+             "currency": item["currency"], "resolved_at": None, "resolved_run": None, "resolution": None}
+            for item in plan.new))
     if plan.continued:  # one executemany: every flagged number continues its streak every night
         connection.execute(
             update(flag_history).where(flag_history.c.id == bindparam("streak_id")).values(
@@ -65,9 +65,10 @@ def flagged_by_rule(connection: Connection, run_id: int) -> dict[str, int]:
 
 
 def streak_events(connection: Connection, run_id: int) -> pd.DataFrame:
-    """Streaks that began or ended at `run_id`."""
-    query = select(flag_history).where(or_(flag_history.c.first_flagged_run == run_id,
-                                           flag_history.c.resolved_run == run_id))
+    """Streaks that began or ended at `run_id`, oldest first: the columns the nightly page reads."""
+    h = flag_history.c
+    query = (select(h.number_id, h.flag, h.first_flagged_run, h.resolved_run, h.resolution)
+             .where(or_(h.first_flagged_run == run_id, h.resolved_run == run_id)).order_by(h.id))
     result = connection.execute(query)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
