@@ -63,11 +63,10 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
         pattern = re.compile(settings.protect_label_pattern)  # a user's groups are fine: only a match counts
         protected |= labels.map(lambda label: pattern.search(label) is not None).astype(bool)
     frame["protected"] = protected.astype(bool)
-    frame["agents_text"] = [
-        _agents_text((inbound, outbound), names, status) if has else ""
-        for inbound, outbound, has in zip(frame["inbound_agent_id"].tolist(), frame["outbound_agent_id"].tolist(),
-                                          frame["has_assignment"].tolist(), strict=True)
-    ]
+    pairs = list(zip(frame["inbound_agent_id"].tolist(), frame["outbound_agent_id"].tolist(), strict=True))
+    texts = {pair: _agents_text(pair, names, status) for pair in set(pairs)}  # pairs repeat: each written once
+    frame["agents_text"] = [texts[pair] if has else "" for pair, has in zip(pairs, frame["has_assignment"].tolist(),
+                                                                           strict=True)]
     return frame
 
 

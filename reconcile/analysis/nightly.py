@@ -110,9 +110,10 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
                    newly_flagged=newly_flagged, resolved=resolved)
 
 
-def breakdown(frame: pd.DataFrame, key: str, label: str) -> pd.DataFrame:
-    """Numbers, flagged numbers, monthly cost and savings per value of `key`, money per currency (one pass)."""
-    keys = [k if isinstance(k, str) else "(none)" for k in frame[key].tolist()]
+def breakdown(frame: pd.DataFrame, keys: list[Any], label: str) -> pd.DataFrame:
+    """Numbers, flagged numbers, monthly cost and savings per key (one per row of `frame`; blank is
+    "(none)"), money per currency, in one pass."""
+    keys = [k if isinstance(k, str) else "(none)" for k in keys]
     numbers: dict[str, int] = defaultdict(int)
     flagged: dict[str, int] = defaultdict(int)
     cost: dict[str, dict[str, list[Any]]] = defaultdict(dict)    # key -> currency -> [sum, count]
@@ -155,9 +156,9 @@ def summarise(
     inventory = result.inventory
     flagged = result.flagged
     names = by_agent(agents, "name")
-    with_agent = inventory.assign(
-        agent=inventory["inbound_agent_id"].fillna(inventory["outbound_agent_id"]).map(
-            lambda agent_id: f"{names.get(agent_id, 'unknown agent')} ({agent_id})" if isinstance(agent_id, str) else None))
+    agent_ids = inventory["inbound_agent_id"].fillna(inventory["outbound_agent_id"]).tolist()
+    shown = {a: f"{names.get(a, 'unknown agent')} ({a})" for a in set(agent_ids) if isinstance(a, str)}
+    agent_keys = [shown.get(a) if isinstance(a, str) else None for a in agent_ids]
     by_flag = []
     for name, group in flagged.groupby("flag", sort=True):
         by_flag.append({"flag": name, "count": len(group),
@@ -181,8 +182,8 @@ def summarise(
         protected=result.protected_count,
         data_issues=data_issues,
         changes=changes,
-        by_agent=breakdown(with_agent, "agent", "agent"),
-        by_country=breakdown(inventory, "country_code", "country"),
+        by_agent=breakdown(inventory, agent_keys, "agent"),
+        by_country=breakdown(inventory, inventory["country_code"].tolist(), "country"),
         trend=trend,
         realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if realised is not None else [],
     )
