@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.analysis.monthly import MonthlyReview
-from reconcile.reports.xlsx import Book, Sheet, serials
+from reconcile.reports.xlsx import Book, Sheet, money_format, serials
 
 
 def write_review_xlsx(review: MonthlyReview, focus_billed: dict[str, Decimal], focus_rows: int, path: Path) -> None:
@@ -50,6 +50,7 @@ def write_review_xlsx(review: MonthlyReview, focus_billed: dict[str, Decimal], f
     book.save(path, review.generated_at)
 
 
+CHUNK_ROWS = 5_000
 FLAGGED_HEADER = ["Number id", "Phone number", "Label", "Country", "Type", "Provider", "Managed by Truedy",
                   "Monthly cost", "Flag", "Reason", "Recommended action", "Monthly saving", "Saving basis",
                   "Inbound agent", "Outbound agent", "Purchased", "Last call", "Idle days", "First flagged"]
@@ -68,14 +69,19 @@ def write_flagged_xlsx(flagged: pd.DataFrame, agent_names: dict[str, str], path:
         return [None if value is None or value is pd.NA or value is pd.NaT or value != value or value == "" else value
                 for value in flagged[name].tolist()]
 
+    currencies = column("currency")
+    for code in sorted({c for c in currencies if c}):  # styles in one order, whatever rows come first
+        book.money_style(money_format(code))
     managed = ["yes" if value is True else "no" for value in flagged["is_truedy_managed"].tolist()]
     agents = [[_agent(agent_id, agent_names) for agent_id in column(f"{direction}_agent_id")]
               for direction in ("inbound", "outbound")]
-    sheet.columns([column("number_id"), column("phone_number"), column("label"), column("country_code"),
-                   column("phone_number_type"), column("provider"), managed, column("monthly_cost"), column("flag"),
-                   column("reason"), column("recommended_action"), column("monthly_savings"),
-                   column("savings_basis"), *agents, column("purchased_at"), column("last_call_at"),
-                   column("idle_days"), column("first_flagged_at")], currencies=column("currency"))
+    columns = [column("number_id"), column("phone_number"), column("label"), column("country_code"),
+               column("phone_number_type"), column("provider"), managed, column("monthly_cost"), column("flag"),
+               column("reason"), column("recommended_action"), column("monthly_savings"), column("savings_basis"),
+               *agents, column("purchased_at"), column("last_call_at"), column("idle_days"), column("first_flagged_at")]
+    for start in range(0, len(flagged), CHUNK_ROWS):  # rendered a slice at a time: never every cell at once
+        end = start + CHUNK_ROWS
+        sheet.columns([values[start:end] for values in columns], currencies=currencies[start:end])
     book.save(path, as_of)
 
 

@@ -16,7 +16,7 @@ import datetime as dt
 import numbers
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,10 @@ class Book:
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
             for name, body in parts.items():
                 _write(package, name, body.encode("utf-8"), stamp)
-            for index, sheet in enumerate(self.sheets, start=1):
-                _write(package, f"xl/worksheets/sheet{index}.xml", sheet.xml().encode("utf-8"), stamp)
+            for index, sheet in enumerate(self.sheets, start=1):  # streamed: never one string of every row
+                with package.open(_entry(f"xl/worksheets/sheet{index}.xml", stamp), "w") as out:
+                    for piece in sheet.xml():
+                        out.write(piece.encode("utf-8"))
 
     def _styles(self) -> str:
         codes = ["yyyy-mm-dd hh:mm", "yyyy-mm-dd", *self.formats]
@@ -222,15 +224,18 @@ class Sheet:
         title = self.title.replace("'", "''")
         return f"'{title}'!${self.letters[0]}$1:${self.letters[-1]}${len(self.rows)}"
 
-    def xml(self) -> str:
+    def xml(self) -> Iterator[str]:
+        """The worksheet's XML, a thousand rows at a time."""
         cols = "".join(f'<col min="{i}" max="{i}" width="{max(8, w + 2)}" customWidth="1"/>'
                        for i, w in enumerate(self.widths, start=1))
-        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_MAIN}" '
-                f'xmlns:r="{_REL}"><dimension ref="{self.ref()}"/><sheetViews><sheetView workbookViewId="0">'
-                '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-                '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
-                f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>{"".join(self.rows)}'
-                f'</sheetData><autoFilter ref="{self.ref()}"/></worksheet>')
+        yield (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_MAIN}" '
+               f'xmlns:r="{_REL}"><dimension ref="{self.ref()}"/><sheetViews><sheetView workbookViewId="0">'
+               '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+               '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+               f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>')
+        for start in range(0, len(self.rows), 1000):
+            yield "".join(self.rows[start:start + 1000])
+        yield f'</sheetData><autoFilter ref="{self.ref()}"/></worksheet>'
 
 
 def _cell(ref: str, value: Any, style: int) -> tuple[str, int] | None:
@@ -269,9 +274,17 @@ def money_format(currency: str, digits: int | None = None) -> str:
 
 
 def _write(package: zipfile.ZipFile, name: str, body: bytes, stamp: dt.datetime) -> None:
+    with package.open(_entry(name, stamp), "w") as out:
+        out.write(body)
+
+
+def _entry(name: str, stamp: dt.datetime) -> zipfile.ZipInfo:
+    """A zip entry stamped `stamp`, deflated at level 1 (the same bytes for the same input)."""
     entry = zipfile.ZipInfo(name, date_time=stamp.timetuple()[:6])
     entry.compress_type = zipfile.ZIP_DEFLATED
-    package.writestr(entry, body, compresslevel=1)
+    # Python 3.13 named it compress_level (the old name stays as an alias); 3.11 and 3.12 know only the old one
+    setattr(entry, "compress_level" if hasattr(zipfile.ZipInfo, "compress_level") else "_compresslevel", 1)
+    return entry
 
 
 def _content_types(sheets: int) -> str:

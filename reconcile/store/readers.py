@@ -75,23 +75,31 @@ def _open_at(table: Table, run: Any) -> Any:
 def _frame(connection: Connection, query: Any, raw: tuple[str, ...] = ()) -> pd.DataFrame:
     """The query's rows as a frame, decoded column by column.
 
-    The driver's rows are taken as they are (no SQLAlchemy row per record) and each
-    column's result processing (booleans on SQLite, our money and UTC types) runs once
-    per column; the `raw` columns are left as the driver gave them (the caller decodes
-    them vectorised: SQLite's datetime text goes to `pd.to_datetime` in one call).
+    The driver's rows are taken as they are (no SQLAlchemy row per record), 10,000 at a
+    time into per-column lists (never a tuple for every row at once), and each column's
+    result processing (booleans on SQLite, our money and UTC types) runs once per column;
+    the `raw` columns are left as the driver gave them (the caller decodes them
+    vectorised: SQLite's datetime text goes to `pd.to_datetime` in one call).
     """
     result = connection.execute(query)
     names = list(result.keys())
-    dbapi_rows = result.cursor.fetchall() if result.cursor is not None else []
+    values: list[list[Any]] = [[] for _ in names]
+    cursor = result.cursor
+    while cursor is not None and (rows := cursor.fetchmany(FETCH_ROWS)):
+        for column, part in zip(values, zip(*rows, strict=True), strict=True):
+            column.extend(part)
     result.close()
-    if not dbapi_rows:
+    if not values or not values[0]:
         return pd.DataFrame([], columns=names)
     dialect = connection.dialect
     columns: dict[str, list[Any]] = {}
-    for name, column, values in zip(names, query.selected_columns, zip(*dbapi_rows, strict=True), strict=True):
+    for name, column, column_values in zip(names, query.selected_columns, values, strict=True):
         process = None if name in raw else column.type.dialect_impl(dialect).result_processor(dialect, None)
-        columns[name] = [process(v) for v in values] if process is not None else list(values)
+        columns[name] = [process(v) for v in column_values] if process is not None else column_values
     return pd.DataFrame(columns, columns=names)
+
+
+FETCH_ROWS = 10_000
 
 
 def table_frame(connection: Connection, table: Table, where: Any, *order_by: Any,
