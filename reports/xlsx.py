@@ -47,7 +47,7 @@ def column_letter(index: int) -> str:
 def _escape(text: str) -> str:
     if "&" in text or "<" in text or ">" in text:
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if _ILLEGAL.search(text):
+    if not text.isprintable() and _ILLEGAL.search(text):  # printable text (nearly all) holds none
         text = _ILLEGAL.sub("\ufffd", text)
     return text
 

@@ -125,8 +125,9 @@ def evaluate_flags(
     frame["currency"] = frame["currency"].where(frame["is_truedy_managed"], frame["savings_currency"])
     flagged = frame[frame["flag"] != ""].copy()
     columns = ["flag", "purchased_at", "age_days", "agents_text", "idle_days", "last_call_at"]
-    flagged["reason"] = [RULES[str(row["flag"])].explain({str(k): v for k, v in row.items()}, settings)
-                         for row in flagged[columns].to_dict("records")]
+    rows = (dict(zip(columns, values, strict=True))
+            for values in zip(*(flagged[name].tolist() for name in columns), strict=True))
+    flagged["reason"] = [RULES[str(row["flag"])].explain(row, settings) for row in rows]
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
     since = first_flagged or {}
     flagged["first_flagged_at"] = [since.get(number_id, as_of) for number_id in flagged["number_id"].tolist()]

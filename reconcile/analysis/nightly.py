@@ -113,40 +113,46 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
 def breakdown(frame: pd.DataFrame, keys: list[Any], label: str) -> pd.DataFrame:
     """Numbers, flagged numbers, monthly cost and savings per key (one per row of `frame`; blank is
     "(none)"), money per currency, in one pass."""
-    keys = [k if isinstance(k, str) else "(none)" for k in keys]
     numbers: dict[str, int] = defaultdict(int)
     flagged: dict[str, int] = defaultdict(int)
-    cost: dict[str, dict[str, list[Any]]] = defaultdict(dict)    # key -> currency -> [sum, count]
-    saving: dict[str, dict[str, list[Any]]] = defaultdict(dict)
+    cost: dict[tuple[str, str], list[Any]] = {}    # (key, currency) -> [sum, count]
+    saving: dict[tuple[str, str], list[Any]] = {}
     for k, flag, amount, currency, save in zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(),
                                                frame["currency"].tolist(), frame["monthly_savings"].tolist(),
                                                strict=True):
+        if not isinstance(k, str):
+            k = "(none)"
         numbers[k] += 1
         if flag:
             flagged[k] += 1
         if not isinstance(currency, str):
             continue
         if isinstance(amount, Decimal):
-            _add(cost[k], currency, amount)
+            total = cost.get((k, currency))
+            if total is None:
+                cost[(k, currency)] = [Decimal(0) + amount, 1]  # from zero, as totals_by_currency sums
+            else:
+                total[0] += amount
+                total[1] += 1
         if flag and isinstance(save, Decimal):
-            _add(saving[k], currency, save)
-    rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k],
-             "monthly_cost": _totals(cost.get(k)), "savings": _totals(saving.get(k))} for k in sorted(numbers)]
+            total = saving.get((k, currency))
+            if total is None:
+                saving[(k, currency)] = [Decimal(0) + save, 1]
+            else:
+                total[0] += save
+                total[1] += 1
+    cost_by, saving_by = _by_key(cost), _by_key(saving)
+    rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k], "monthly_cost": cost_by.get(k, []),
+             "savings": saving_by.get(k, [])} for k in sorted(numbers)]
     return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
 
 
-def _add(sums: dict[str, list[Any]], currency: str, amount: Decimal) -> None:
-    total = sums.get(currency)
-    if total is None:
-        sums[currency] = [Decimal(0) + amount, 1]  # as totals_by_currency sums: from zero
-    else:
-        total[0] += amount
-        total[1] += 1
-
-
-def _totals(sums: dict[str, list[Any]] | None) -> list[CurrencyTotal]:
-    """Sums per currency as `totals_by_currency` gives them (sorted by currency)."""
-    return [CurrencyTotal(c, amount, count) for c, (amount, count) in sorted(sums.items())] if sums else []
+def _by_key(sums: dict[tuple[str, str], list[Any]]) -> dict[str, list[CurrencyTotal]]:
+    """(key, currency) -> [sum, count] as key -> its totals, sorted by currency (as `totals_by_currency`)."""
+    out: dict[str, list[CurrencyTotal]] = defaultdict(list)
+    for (key, currency), (amount, count) in sorted(sums.items()):
+        out[key].append(CurrencyTotal(currency, amount, count))
+    return out
 
 
 def summarise(

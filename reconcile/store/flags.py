@@ -9,6 +9,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
 
 from reconcile.analysis.history import OpenStreak, StreakPlan
+from reconcile.store.readers import query_frame
 from reconcile.store.schema import flag_history, open_at, sync_runs
 from reconcile.store.types import money_sum, money_total
 from reconcile.store.writer import bulk_insert, get_state, set_state
@@ -69,8 +70,7 @@ def streak_events(connection: Connection, run_id: int) -> pd.DataFrame:
     h = flag_history.c
     query = (select(h.number_id, h.flag, h.first_flagged_run, h.resolved_run, h.resolution)
              .where(or_(h.first_flagged_run == run_id, h.resolved_run == run_id)).order_by(h.id))
-    result = connection.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return query_frame(connection, query)
 
 
 def waste_by_run(connection: Connection, run_ids: list[int]) -> pd.DataFrame:

@@ -72,7 +72,7 @@ def _open_at(table: Table, run: Any) -> Any:
     return open_at(table.c.valid_from_run, table.c.valid_to_run, run)
 
 
-def _frame(connection: Connection, query: Any, raw: tuple[str, ...] = ()) -> pd.DataFrame:
+def query_frame(connection: Connection, query: Any, raw: tuple[str, ...] = ()) -> pd.DataFrame:
     """The query's rows as a frame, decoded column by column.
 
     The driver's rows are taken as they are (no SQLAlchemy row per record), 10,000 at a
@@ -112,7 +112,7 @@ def table_frame(connection: Connection, table: Table, where: Any, *order_by: Any
     wanted = [c for c in table.columns if c.name not in skip]
     columns = [type_coerce(c, c.type.impl).label(c.name) if isinstance(c.type, Money | UTCDateTime) else c
                for c in wanted]
-    frame = _frame(connection, select(*columns).where(where).order_by(*order_by),
+    frame = query_frame(connection, select(*columns).where(where).order_by(*order_by),
                    raw=tuple(c.name for c in wanted if isinstance(c.type, UTCDateTime)))
     for c in wanted:
         if isinstance(c.type, UTCDateTime):
@@ -153,7 +153,7 @@ def changed_since(connection: Connection, previous_run_id: int, run_id: int) -> 
 
 
 def agents_as_of(connection: Connection, run_id: int) -> pd.DataFrame:
-    frame = _frame(connection, select(agent_versions).where(_open_at(agent_versions, run_id))
+    frame = query_frame(connection, select(agent_versions).where(_open_at(agent_versions, run_id))
                    .order_by(agent_versions.c.agent_id))
     frame["metadata"] = [json.loads(text) for text in frame["metadata"]] if len(frame) else []
     return frame
@@ -183,13 +183,13 @@ def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.
     )
     if before is not None:
         query = query.where(calls.c.started_at <= before)
-    frame = _frame(connection, query, raw=("last_call_at",))
+    frame = query_frame(connection, query, raw=("last_call_at",))
     frame["last_call_at"] = pd.to_datetime(frame["last_call_at"], utc=True, format="ISO8601")
     return frame
 
 
 def issues_for_run(connection: Connection, run_id: int) -> pd.DataFrame:
-    return _frame(connection, select(data_issues).where(data_issues.c.sync_run_id == run_id).order_by(data_issues.c.id))
+    return query_frame(connection, select(data_issues).where(data_issues.c.sync_run_id == run_id).order_by(data_issues.c.id))
 
 
 
