@@ -20,6 +20,7 @@ from reconcile.money import format_amount
 from reconcile.truedy.fields import E164
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_START)  # each a single character
 _TEXT_KINDS = {str, type(None), float}  # float: pandas' NaN for a missing text
 _MONEY_KINDS = {Decimal, type(None)}
 
@@ -107,8 +108,12 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
     values = column.tolist()  # plain Python objects: iterating a pandas array value by value is slow
     kinds = set(map(type, values))
     if kinds <= _TEXT_KINDS and (float not in kinds or all(v != v for v in values if type(v) is float)):
-        # the usual text column (a float there is pandas' NaN for missing): one comprehension, no dispatch
-        return ["" if value is None or value != value else neutralise(value) if value.startswith(FORMULA_START)
+        # the usual text column (a float there is pandas' NaN for missing): one comprehension, no dispatch;
+        # a formula starts with one of FORMULA_START's characters, so the first one tells
+        if float not in kinds:
+            return ["" if value is None else neutralise(value) if value[:1] in _FORMULA_FIRST else value
+                    for value in values]
+        return ["" if value is None or value != value else neutralise(value) if value[:1] in _FORMULA_FIRST
                 else value for value in values]
     if currencies is None:
         currencies = [None] * len(values)
