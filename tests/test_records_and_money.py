@@ -30,6 +30,19 @@ def test_a_good_number_parses_exactly():
     assert number.label == "=cmd()"
 
 
+def test_values_that_repeat_are_one_object_per_value_not_per_record():
+    """100,000 numbers hold a handful of statuses, types, codes and prices: each is shared, not copied."""
+    import orjson
+
+    first, second = (parse_number(orjson.loads(orjson.dumps(GOOD))) for _ in range(2))  # fresh strings each time
+    for name in ("status", "phone_number_type", "provider", "country_code"):
+        assert getattr(first, name) is getattr(second, name), name
+    assert first.cost_information.currency is second.cost_information.currency
+    assert first.cost_information.monthly_cost is second.cost_information.monthly_cost
+    assert first.assignments[0].assignment_type is second.assignments[0].assignment_type
+    assert first.id == second.id and first.label == "=cmd()"  # the rest as served
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"cost_information": {"upfront_cost": "1", "monthly_cost": 1.15, "currency": "USD"}}, "cost_information.monthly_cost"),
     ({"cost_information": {"upfront_cost": "1", "monthly_cost": "1.15", "currency": "dollars"}}, "cost_information.currency"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -77,7 +78,7 @@ class Fields:
         value = self.required_text(name)
         if value not in allowed:
             raise RecordError(name, f"{value[:40]!r} is not one of {', '.join(sorted(allowed))}")
-        return value
+        return sys.intern(value)  # one string per allowed value, not one per record
 
     def timestamp(self, name: str, *, nullable: bool = False, required: bool = True) -> dt.datetime | None:
         return self.convert(name, parse_timestamp, nullable=nullable, required=required)

@@ -8,6 +8,7 @@ the contract raises `RecordError` naming the field; listings turn that into a
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -186,7 +187,7 @@ def parse_number(raw: Any) -> PhoneNumber:
     return PhoneNumber(
         id=number_id,
         phone_number=f.convert("phone_number", as_e164) or "",
-        country_code=country.upper(),
+        country_code=sys.intern(country.upper()),  # two letters: a closed set, one string per code
         phone_number_type=f.enum("phone_number_type", NUMBER_TYPES),
         status=status,
         is_truedy_managed=managed,
@@ -245,20 +246,13 @@ def _plain_call(raw: Any) -> Call | None:
         return None
     price, currency = cost.get("amount"), cost.get("currency")
     try:
-        amount = _AMOUNTS.get(price) if isinstance(price, str) else None
-        if amount is None:
-            amount = parse_amount(price)
-            if isinstance(price, str) and len(_AMOUNTS) < 10_000:  # call prices repeat: parse each once (bounded)
-                _AMOUNTS[price] = amount
+        amount = parse_amount(price)  # each distinct price parsed once
         if amount < 0:
             return None
         return Call(cid, agent, number, direction, from_number, to_number, parse_timestamp(raw.get("started_at")),
                     parse_timestamp(raw.get("ended_at")), duration, amount, parse_currency(currency))
     except ValueError:
         return None
-
-
-_AMOUNTS: dict[str, Decimal] = {}
 
 
 def _careful_call(raw: Any) -> Call:
