@@ -39,7 +39,7 @@ class FlagResult:
 def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFrame, as_of: dt.datetime,
            settings: FlagSettings) -> pd.DataFrame:
     """The inventory with what the rules need: agent states, last activity, idle days, protection."""
-    frame = inventory.copy()
+    frame = inventory.copy(deep=False)  # new columns go on this frame only; copy-on-write guards the data
     status = by_agent(agents, "status")
     names = by_agent(agents, "name")
     for direction in ("inbound", "outbound"):
@@ -134,7 +134,8 @@ def evaluate_flags(
     flagged = flagged.sort_values(["flag", "monthly_savings", "number_id"], key=_sort_key, ascending=[True, False, True])
     frame["monthly_savings"] = frame["monthly_savings"].where(frame["flag"] != "", None)
     return FlagResult(
-        inventory=frame.sort_values("number_id").reset_index(drop=True),
+        inventory=(frame if frame["number_id"].is_monotonic_increasing  # as the store reads it: no copy to sort
+                   else frame.sort_values("number_id")).reset_index(drop=True),
         flagged=flagged.reset_index(drop=True),
         protected_count=int(frame["protected"].sum()),
         as_of=as_of,
