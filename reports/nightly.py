@@ -19,7 +19,7 @@ from reconcile.money import format_amount, format_display
 from reconcile.reports.charts import line_chart
 from reconcile.reports.csvfile import frame_rows, write_frame_csv
 from reconcile.reports.environment import environment
-from reconcile.reports.output import report_folder
+from reconcile.reports.output import report_folder, write_pieces
 from reconcile.reports.workbook import write_flagged_xlsx
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
@@ -43,11 +43,11 @@ def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: d
         write_frame_csv(staging / "inventory.csv", result.inventory, INVENTORY_COLUMNS)
         write_flagged_xlsx(result.flagged, _agent_names(result.flagged), staging / "flagged.xlsx",
                            summary.as_of)
-        html = environment().get_template("nightly.html.j2").render(
+        pieces = environment().get_template("nightly.html.j2").generate(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
             charts=_charts(summary.trend), settings=settings_view,
             money=format_display, ts=format_timestamp, changes=_change_rows(summary, result))
-        (staging / "nightly.html").write_text(html, encoding="utf-8")
+        write_pieces(staging / "nightly.html", pieces)
     return NightlyFiles(out_dir, *(out_dir / name for name in names))
 
 

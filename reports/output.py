@@ -15,7 +15,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,12 @@ def atomic(path: Path, write: Callable[[Path], Any]) -> None:
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_pieces(path: Path, pieces: Iterable[str]) -> None:
+    """Text (UTF-8) written as it is made: a page of 8 MB is never a second string in memory."""
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(pieces)
 
 
 @contextmanager

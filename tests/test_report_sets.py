@@ -67,6 +67,7 @@ def test_a_fault_at_any_write_keeps_the_old_set_whole(two_nights, monkeypatch, f
         return wrapper
 
     monkeypatch.setattr(nightly, "write_frame_csv", counted(real_csv))
+    monkeypatch.setattr(nightly, "write_pieces", counted(nightly.write_pieces))  # the page
     monkeypatch.setattr(Path, "write_text", counted(real_text))
     expected = ReportError if isinstance(fault, OSError) else KeyboardInterrupt
     with pytest.raises(expected) as raised:
