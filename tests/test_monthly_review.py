@@ -14,10 +14,8 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-import hypothesis
 import pandas as pd
 import pytest
-from hypothesis import strategies as st
 
 from reconcile.analysis.billing import NumberFacts, PriceObservation, expected_fees
 from reconcile.analysis.invoices import FINDING_COLUMNS, CallUsage, reconcile_invoices
@@ -502,12 +500,3 @@ def test_the_review_ties_releases_to_their_plan_from_the_journal(make_sandbox, m
     assert [(t.currency, t.amount) for t in outcome.review.plan_realised] == [("USD", Decimal("2.15"))]
     html = outcome.files.html.read_text(encoding="utf-8")
     assert 'id="plan-releases"' in html and kept_on.id in html
-
-
-@hypothesis.settings(max_examples=300, deadline=None)
-@hypothesis.given(st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(), st.none()), max_size=6))
-def test_focus_tags_are_exactly_what_json_dumps_writes(values):
-    """FOCUS Tags are made directly for speed: they must be json.dumps' bytes (sorted, blanks dropped)."""
-    from reconcile.analysis.focus import _tags
-
-    assert _tags(values) == json.dumps({k: v for k, v in values.items() if v}, ensure_ascii=False, sort_keys=True)
