@@ -110,9 +110,6 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
     if kinds <= _TEXT_KINDS and (float not in kinds or all(v != v for v in values if type(v) is float)):
         # the usual text column (a float there is pandas' NaN for missing): one comprehension, no dispatch;
         # a formula starts with one of FORMULA_START's characters, so the first one tells
-        if float not in kinds:
-            return ["" if value is None else neutralise(value) if value[:1] in _FORMULA_FIRST else value
-                    for value in values]
         return ["" if value is None or value != value else neutralise(value) if value[:1] in _FORMULA_FIRST
                 else value for value in values]
     if currencies is None:

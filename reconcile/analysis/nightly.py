@@ -128,23 +128,22 @@ def breakdown(frame: pd.DataFrame, keys: list[Any], label: str) -> pd.DataFrame:
         if not isinstance(currency, str):
             continue
         if isinstance(amount, Decimal):
-            total = cost.get((k, currency))
-            if total is None:
-                cost[(k, currency)] = [Decimal(0) + amount, 1]  # from zero, as totals_by_currency sums
-            else:
-                total[0] += amount
-                total[1] += 1
+            _add(cost, (k, currency), amount)
         if flag and isinstance(save, Decimal):
-            total = saving.get((k, currency))
-            if total is None:
-                saving[(k, currency)] = [Decimal(0) + save, 1]
-            else:
-                total[0] += save
-                total[1] += 1
+            _add(saving, (k, currency), save)
     cost_by, saving_by = _by_key(cost), _by_key(saving)
     rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k], "monthly_cost": cost_by.get(k, []),
              "savings": saving_by.get(k, [])} for k in sorted(numbers)]
     return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
+
+
+def _add(sums: dict[tuple[str, str], list[Any]], at: tuple[str, str], amount: Decimal) -> None:
+    total = sums.get(at)
+    if total is None:
+        sums[at] = [Decimal(0) + amount, 1]  # from zero, as totals_by_currency sums
+    else:
+        total[0] += amount
+        total[1] += 1
 
 
 def _by_key(sums: dict[tuple[str, str], list[Any]]) -> dict[str, list[CurrencyTotal]]:
