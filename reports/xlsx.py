@@ -104,11 +104,9 @@ class Book:
         }
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
             for name, body in parts.items():
-                _write(package, name, body.encode("utf-8"), stamp)
+                _write(package, name, [body], stamp)
             for index, sheet in enumerate(self.sheets, start=1):  # streamed: never one string of every row
-                with package.open(_entry(f"xl/worksheets/sheet{index}.xml", stamp), "w") as out:
-                    for piece in sheet.xml():
-                        out.write(piece.encode("utf-8"))
+                _write(package, f"xl/worksheets/sheet{index}.xml", sheet.xml(), stamp)
 
     def _styles(self) -> str:
         codes = ["yyyy-mm-dd hh:mm", "yyyy-mm-dd", *self.formats]
@@ -273,18 +271,16 @@ def money_format(currency: str, digits: int | None = None) -> str:
     return f'#,##0{"." + "0" * places if places else ""} "{currency}"'
 
 
-def _write(package: zipfile.ZipFile, name: str, body: bytes, stamp: dt.datetime) -> None:
-    with package.open(_entry(name, stamp), "w") as out:
-        out.write(body)
-
-
-def _entry(name: str, stamp: dt.datetime) -> zipfile.ZipInfo:
-    """A zip entry stamped `stamp`, deflated at level 1 (the same bytes for the same input)."""
+def _write(package: zipfile.ZipFile, name: str, pieces: Iterable[str], stamp: dt.datetime) -> None:
+    """One zip entry from text pieces (UTF-8), stamped `stamp` and deflated at level 1: the same bytes
+    for the same input."""
     entry = zipfile.ZipInfo(name, date_time=stamp.timetuple()[:6])
     entry.compress_type = zipfile.ZIP_DEFLATED
     # Python 3.13 named it compress_level (the old name stays as an alias); 3.11 and 3.12 know only the old one
     setattr(entry, "compress_level" if hasattr(zipfile.ZipInfo, "compress_level") else "_compresslevel", 1)
-    return entry
+    with package.open(entry, "w") as out:
+        for piece in pieces:
+            out.write(piece.encode("utf-8"))
 
 
 def _content_types(sheets: int) -> str:
