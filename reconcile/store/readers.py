@@ -191,7 +191,7 @@ def number_history(connection: Connection, number_id: str) -> list[dict[str, Any
 def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.DataFrame:
     """Per number: the start of its last call (one pass over the covering index on number and start)."""
     query = (
-        select(calls.c.number_id,  # decoded once for the column below, not per value
+        select(calls.c.number_id,  # the time raw: query_frame decodes it a fetch at a time
                type_coerce(func.max(calls.c.started_at), UTCDateTime.impl).label("last_call_at"))
         .where(calls.c.number_id.is_not(None))
         .group_by(calls.c.number_id)
