@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from reconcile.alongside import alongside
 from reconcile.analysis.flags import FLAGGED_COLUMNS, INVENTORY_COLUMNS, FlagResult
 from reconcile.analysis.nightly import NightlySummary
 from reconcile.clock import format_timestamp
@@ -23,6 +25,7 @@ from reconcile.reports.output import report_folder, write_pieces
 from reconcile.reports.workbook import write_flagged_xlsx
 
 FLAGGED_EXTRA_COLUMNS = ["savings_basis"]
+NAMES = ("nightly.html", "flagged.csv", "inventory.csv", "flagged.xlsx")
 
 
 @dataclass(frozen=True)
@@ -34,21 +37,29 @@ class NightlyFiles:
     flagged_xlsx: Path
 
 
-def render_nightly(summary: NightlySummary, result: FlagResult, settings_view: dict[str, Any], out_dir: Path) -> NightlyFiles:
-    """Write the three files into `out_dir` (made if missing) as one set: all new, or the old ones kept."""
-    names = ("nightly.html", "flagged.csv", "inventory.csv", "flagged.xlsx")
-    with report_folder(out_dir, "nightly report", names) as staging:
-        flagged_columns = FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS
-        write_frame_csv(staging / "flagged.csv", result.flagged, flagged_columns)
-        write_frame_csv(staging / "inventory.csv", result.inventory, INVENTORY_COLUMNS)
-        write_flagged_xlsx(result.flagged, _agent_names(result.flagged), staging / "flagged.xlsx",
-                           summary.as_of)
+def render_nightly(result: FlagResult, summarise: Callable[[], NightlySummary], settings_view: dict[str, Any],
+                   out_dir: Path) -> tuple[NightlySummary, NightlyFiles]:
+    """Write the files into `out_dir` (made if missing) as one set: all new, or the old ones kept.
+
+    The CSVs and the workbook need only the flags: they are written alongside (by a forked
+    copy, see `reconcile.alongside`) while `summarise()` makes the summary the page shows.
+    """
+    with report_folder(out_dir, "nightly report", NAMES) as staging, \
+            alongside(lambda: _write_flag_files(result, staging), "the flagged and inventory files") as files:
+        summary = summarise()
         pieces = environment().get_template("nightly.html.j2").generate(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),
             charts=_charts(summary.trend), settings=settings_view,
             money=format_display, ts=format_timestamp, changes=_change_rows(summary, result))
         write_pieces(staging / "nightly.html", pieces)
-    return NightlyFiles(out_dir, *(out_dir / name for name in names))
+        files.result()
+    return summary, NightlyFiles(out_dir, *(out_dir / name for name in NAMES))
+
+
+def _write_flag_files(result: FlagResult, staging: Path) -> None:
+    write_frame_csv(staging / "flagged.csv", result.flagged, FLAGGED_COLUMNS + FLAGGED_EXTRA_COLUMNS)
+    write_frame_csv(staging / "inventory.csv", result.inventory, INVENTORY_COLUMNS)
+    write_flagged_xlsx(result.flagged, _agent_names(result.flagged), staging / "flagged.xlsx", result.as_of)
 
 
 def flagged_json(flagged: pd.DataFrame) -> str:

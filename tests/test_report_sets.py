@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from reconcile import alongside
 from reconcile.config import load_settings
 from reconcile.errors import ReportError
 from reconcile.jobs.nightly import report_nightly
@@ -79,6 +80,34 @@ def test_a_fault_at_any_write_keeps_the_old_set_whole(two_nights, monkeypatch, f
     monkeypatch.undo()
     report_nightly(settings, store, second, out)
     assert set(fingerprint(out)) == set(NIGHTLY) and fingerprint(out) != old
+
+
+def test_the_files_written_by_a_forked_copy_are_the_same_bytes_and_its_faults_keep_the_old_set(two_nights,
+                                                                                                  monkeypatch):
+    settings, store, first, second, out = two_nights
+    report_nightly(settings, store, second, out)
+    here = fingerprint(out)  # the test process runs the sandbox's thread: the work ran in this process
+    monkeypatch.setattr(alongside, "can_fork", lambda: True)
+    copied = out.with_name("copied")
+    report_nightly(settings, store, second, copied)
+    assert fingerprint(copied) == here
+
+    report_nightly(settings, store, first, out)
+    old = fingerprint(out)
+    real_csv = nightly.write_frame_csv
+
+    def full_disk_at_inventory(path, *args, **kwargs):
+        if path.name == "inventory.csv":
+            if os.getpid() == parent:
+                raise AssertionError("inventory.csv is the forked copy's to write")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_csv(path, *args, **kwargs)
+
+    parent = os.getpid()
+    monkeypatch.setattr(nightly, "write_frame_csv", full_disk_at_inventory)
+    with pytest.raises(ReportError, match="the disk is full"):
+        report_nightly(settings, store, second, out)
+    assert fingerprint(out) == old and siblings(out) == ["copied"]
 
 
 def test_a_folder_with_files_of_its_own_is_refused_not_emptied(two_nights):

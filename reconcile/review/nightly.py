@@ -84,10 +84,9 @@ def phones(flagged: pd.DataFrame, number_ids: list[str]) -> list[str]:
     return [str(by_id.get(number_id) or number_id) for number_id in number_ids]
 
 
-def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
-                  record_history: bool = True) -> tuple[NightlySummary, FlagResult]:
-    """The flags of a run (see `evaluate_run`) and the nightly summary around them."""
-    evaluation = evaluate_run(settings, engine, as_of, record_history)
+def summarise_run(settings: Settings, engine: Engine, evaluation: Evaluation,
+                  record_history: bool = True) -> NightlySummary:
+    """The nightly summary around an evaluation's flags (see `evaluate_run`): changes, trend, issues."""
     run = evaluation.run
     with engine.connect() as connection:
         complete = [r for r in readers.runs(connection, limit=TREND_RUNS + 50, status="complete") if r.id <= run.id]
@@ -105,7 +104,7 @@ def build_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None 
     if record_history and evaluation.newest:
         with engine.begin() as connection:
             set_state(connection, UNROUTED, json.dumps({"run_id": run.id, "numbers": summary.unrouted}), run.id)
-    return summary, evaluation.result
+    return summary
 
 
 def unrouted_now(engine: Engine) -> tuple[int, list[str]] | None:

@@ -1,0 +1,166 @@
+"""Work alongside: a forked copy of this process does one part of a job while this one goes on.
+
+A report's files are per-cell Python work, one core's worth; the machine the job runs on
+has two or more. The nightly report writes its CSVs and workbook while the summary and
+the page are made; the monthly review writes focus.csv while the invoices are reconciled.
+A fork hands the copy every frame at no cost (the pages are shared until written); a
+thread would not help (the work holds the GIL), and a fresh interpreter would have to
+import pandas and be sent the frames.
+
+The copy's value (or exception) comes back pickled through a pipe. It dies with this
+process (Linux: PR_SET_PDEATHSIG), and is killed when the block is left by an exception.
+It runs only our own formatting and file writing, then leaves by `os._exit`: no
+`atexit`, no buffered output written twice, no store connection closed under the parent.
+
+It forks only where that is safe: on Linux, with no other Python thread running (a
+thread could hold a lock the copy then needs; the scheduler runs jobs on a worker thread,
+and tests run the sandbox on one). Elsewhere the work runs in this process, in the same
+order of effects, so the outputs are the same bytes either way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+from reconcile.errors import ReportError
+
+T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def can_fork() -> bool:
+    """Whether a forked copy is safe here: Linux, and this the only Python thread."""
+    return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
+
+
+class Alongside(Generic[T]):
+    """The work, started in a forked copy (or deferred to `result()` where forking is not safe)."""
+
+    def __init__(self, work: Callable[[], T], what: str, fork: bool) -> None:
+        self.work, self.what = work, what
+        self.pid: int | None = None
+        self.pipe: int | None = None
+        self.done = False
+        self.value: T | None = None
+        if fork:
+            self._start()
+
+    def result(self) -> T:
+        """The work's value, waiting for the copy; its exception raised here, as if the work had run here."""
+        if not self.done:
+            self.done = True
+            self.value = self._collect() if self.pid is not None else self.work()
+        return self.value  # type: ignore[return-value]
+
+    def _start(self) -> None:
+        read, write = os.pipe()
+        parent = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns when the process has OS threads; ours then are only native pools
+            # (OpenBLAS's, which registers its own fork handlers): no Python thread runs (`can_fork`).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the copy
+            os.close(read)
+            _run_copy(self.work, write, parent)
+        os.close(write)
+        self.pid, self.pipe = pid, read
+
+    def _collect(self) -> T:
+        assert self.pid is not None and self.pipe is not None
+        chunks = []
+        with os.fdopen(self.pipe, "rb") as pipe:
+            self.pipe = None
+            while chunk := pipe.read(1 << 20):
+                chunks.append(chunk)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if not chunks:
+            ended = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                     else f"exited with status {os.waitstatus_to_exitcode(status)}")
+            raise ReportError(f"the process writing {self.what} {ended} before it finished (out of memory?); "
+                              "run the report again")
+        ok, value = pickle.loads(b"".join(chunks))
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """Kill the copy and reap it (the block was left by an exception)."""
+        if self.pipe is not None:
+            os.close(self.pipe)
+            self.pipe = None
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+@contextmanager
+def alongside(work: Callable[[], T], what: str, fork: bool | None = None) -> Iterator[Alongside[T]]:
+    """Run `work` in a forked copy while the block runs; leaving the block waits for it.
+
+    `what` names the work in an error ("the flagged and inventory files"). `fork`: None
+    forks where `can_fork()` says it is safe; False runs the work in this process, when
+    the block asks for `result()` or leaves; True forks (tests).
+    """
+    job = Alongside(work, what, can_fork() if fork is None else fork)
+    try:
+        yield job
+        job.result()
+    finally:
+        job.stop()
+
+
+def _run_copy(work: Callable[[], Any], pipe: int, parent: int) -> None:
+    """In the copy: do the work, send back (True, value) or (False, exception), and leave at once."""
+    code = 1
+    try:
+        _die_with_parent(parent)
+        for name in ("SIGTERM", "SIGINT"):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)  # not the job's handlers: just end
+        try:
+            payload = pickle.dumps((True, work()))
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            payload = _pickled_failure(exc)
+        with os.fdopen(pipe, "wb") as out:
+            out.write(payload)
+    finally:
+        os._exit(code)
+
+
+def _pickled_failure(exc: BaseException) -> bytes:
+    exc.add_note("in the forked copy:\n" + "".join(traceback.format_tb(exc.__traceback__)))
+    try:
+        payload = pickle.dumps((False, exc))
+        pickle.loads(payload)
+        return payload
+    except Exception:  # noqa: BLE001 - an exception that does not survive pickling goes back as text
+        return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the copy gets SIGKILL when its parent dies (kill -9), rather than write on alone."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (AttributeError, OSError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)

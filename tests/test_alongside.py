@@ -1,0 +1,113 @@
+"""Work alongside: a forked copy's value, its failures, and what leaving the block early does to it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from reconcile.alongside import alongside, can_fork
+from reconcile.errors import ReportError
+
+
+def test_the_copy_is_another_process_and_its_value_and_files_come_back(tmp_path: Path) -> None:
+    def work() -> tuple[int, str]:
+        (tmp_path / "written.csv").write_bytes(b"a,b\r\n1,2\r\n")
+        return os.getpid(), "done"
+
+    with alongside(work, "a test file", fork=True) as job:
+        mine = os.getpid()
+        pid, word = job.result()
+    assert pid != mine and word == "done"
+    assert (tmp_path / "written.csv").read_bytes() == b"a,b\r\n1,2\r\n"
+
+
+def test_without_a_fork_the_work_runs_here_when_asked_and_not_at_all_after_a_failure() -> None:
+    ran: list[int] = []
+    with alongside(lambda: ran.append(os.getpid()) or 7, "a test", fork=False) as job:
+        assert ran == []  # deferred: the same order of effects as the code before it
+        assert job.result() == 7 and job.result() == 7
+    assert ran == [os.getpid()]
+    with pytest.raises(RuntimeError, match="the body failed"), alongside(lambda: ran.append(0), "a test", fork=False):
+        raise RuntimeError("the body failed")
+    assert ran == [os.getpid()]
+
+
+def test_leaving_the_block_waits_for_the_copy_even_unasked(tmp_path: Path) -> None:
+    def work() -> None:
+        time.sleep(0.3)
+        (tmp_path / "late").write_text("here")
+
+    with alongside(work, "a test", fork=True):
+        pass
+    assert (tmp_path / "late").read_text() == "here"
+
+
+def test_the_copys_exception_is_raised_here_with_its_traceback_as_a_note() -> None:
+    def work() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as raised, alongside(work, "a test", fork=True):
+        pass
+    assert raised.value.errno == errno.ENOSPC
+    assert any("in the forked copy" in note and "raise OSError" in note for note in raised.value.__notes__)
+
+
+class Unpicklable(Exception):
+    def __init__(self, code: int, detail: str) -> None:  # two arguments: pickle cannot rebuild it from args
+        super().__init__(f"{code}: {detail}")
+
+
+def test_an_exception_that_cannot_be_pickled_comes_back_as_text() -> None:
+    def work() -> None:
+        raise Unpicklable(3, "odd failure")
+
+    with pytest.raises(RuntimeError, match="Unpicklable: 3: odd failure"), alongside(work, "a test", fork=True):
+        pass
+
+
+def test_a_copy_killed_by_a_signal_is_a_report_error_naming_the_work() -> None:
+    def work() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(ReportError, match="the process writing the test files was killed by signal 9"), \
+            alongside(work, "the test files", fork=True):
+        pass
+
+
+def test_a_failure_in_the_block_kills_the_copy_at_once(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+
+    def work() -> None:
+        marker.write_text(str(os.getpid()))
+        time.sleep(60)
+        (tmp_path / "never").write_text("written")
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), alongside(work, "a test", fork=True):
+        while not marker.exists() or not marker.read_text():
+            time.sleep(0.01)
+        raise KeyboardInterrupt("signal 15")
+    assert time.monotonic() - started < 30
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(marker.read_text()), 0)  # killed and reaped: no such process
+    assert not (tmp_path / "never").exists()
+
+
+def test_it_forks_only_while_no_other_python_thread_runs() -> None:
+    assert can_fork() == (threading.active_count() == 1)
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, args=(5,))
+    thread.start()
+    try:
+        assert not can_fork()
+        with alongside(os.getpid, "a test") as job:  # the default: no fork beside a thread
+            assert job.result() == os.getpid()
+    finally:
+        release.set()
+        thread.join(5)
