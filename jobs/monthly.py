@@ -22,7 +22,13 @@ from reconcile.period import Period
 from reconcile.progress import Progress, progress_for
 from reconcile.reports.monthly import MonthlyFiles, render_monthly
 from reconcile.reports.review_mail import render_review_mail
-from reconcile.review.monthly import build_monthly, check_complete, previous_period
+from reconcile.review.monthly import (
+    check_complete,
+    focus_export,
+    previous_period,
+    read_month,
+    review_month,
+)
 from reconcile.store import readers
 
 log = logging.getLogger("reconcile.monthly")
@@ -71,8 +77,10 @@ def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Cl
     if fetch:
         with make_client(settings) as client:
             synced = run_invoice_sync(client, engine, (period,), clock=clock, progress=progress or progress_for())
-    review = build_monthly(settings, engine, period, now)
-    files = render_monthly(review, out_dir or default_out_dir(settings, period))
+    month = read_month(engine, period)
+    focus = focus_export(settings, month)
+    review, files = render_monthly(focus, lambda: review_month(settings, engine, month, now, focus),
+                                   out_dir or default_out_dir(settings, period))
     return MonthlyOutcome(synced, review, files)
 
 

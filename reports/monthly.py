@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from reconcile.analysis.focus import FOCUS_COLUMNS, billed_by_currency
+from reconcile.alongside import alongside
+from reconcile.analysis.focus import FOCUS_COLUMNS, FocusExport, billed_by_currency
 from reconcile.analysis.invoices import FINDING_COLUMNS
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.clock import format_timestamp
@@ -21,6 +23,7 @@ from reconcile.reports.workbook import write_review_xlsx
 
 QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 LISTED_NUMBERS = 1000
+NAMES = ("monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx", "carrier_estimates.csv")
 
 
 @dataclass(frozen=True)
@@ -33,26 +36,38 @@ class MonthlyFiles:
     carrier_estimates_csv: Path
 
 
-def render_monthly(review: MonthlyReview, out_dir: Path) -> MonthlyFiles:
-    """Write the files into `out_dir` (made if missing) as one set; focus.csv a slice at a time."""
-    names = ("monthly.html", "reconciliation.csv", "focus.csv", "review.xlsx", "carrier_estimates.csv")
-    with report_folder(out_dir, "monthly review", names) as staging:
-        findings = review.reconciliation.findings
+def render_monthly(focus: FocusExport, review: Callable[[], MonthlyReview],
+                   out_dir: Path) -> tuple[MonthlyReview, MonthlyFiles]:
+    """Write the files into `out_dir` (made if missing) as one set; focus.csv a slice at a time.
+
+    focus.csv and carrier_estimates.csv need only the FOCUS rows: they are written alongside
+    (by a forked copy, see `reconcile.alongside`) while `review()` reconciles the month.
+    """
+    with report_folder(out_dir, "monthly review", NAMES) as staging, \
+            alongside(lambda: _write_focus(focus, staging), "focus.csv") as focus_files:
+        made = review()
+        findings = made.reconciliation.findings
         write_frame_csv(staging / "reconciliation.csv", findings, FINDING_COLUMNS)
-        totals = FocusTotals()
-        chunks = (totals.add(_plain_quantities(chunk)) for chunk in review.focus.chunks())
-        write_frames_csv(staging / "focus.csv", chunks, FOCUS_COLUMNS, currency_column="BillingCurrency")
-        estimates = totals.add(_plain_quantities(review.focus.estimate_rows()))
-        write_frame_csv(staging / "carrier_estimates.csv", estimates, FOCUS_COLUMNS, currency_column="BillingCurrency")
-        write_review_xlsx(review, totals.billed, totals.rows, staging / "review.xlsx")
+        totals = focus_files.result()
+        write_review_xlsx(made, totals.billed, totals.rows, staging / "review.xlsx")
         html = environment().get_template("monthly.html.j2").render(
-            r=review, rec=review.reconciliation, findings=list(frame_rows(findings)),
-            bought=_numbers(review.movement.bought), released=_numbers(review.movement.released),
+            r=made, rec=made.reconciliation, findings=list(frame_rows(findings)),
+            bought=_numbers(made.movement.bought), released=_numbers(made.movement.released),
             listed_limit=LISTED_NUMBERS, focus_totals=totals,
-            issues=list(frame_rows(review.invoice_issues)), invoices=list(frame_rows(review.invoices)),
+            issues=list(frame_rows(made.invoice_issues)), invoices=list(frame_rows(made.invoices)),
             money=format_display, billed=format_billed, ts=format_timestamp)
         (staging / "monthly.html").write_text(html, encoding="utf-8")
-    return MonthlyFiles(out_dir, *(out_dir / name for name in names))
+    return made, MonthlyFiles(out_dir, *(out_dir / name for name in NAMES))
+
+
+def _write_focus(focus: FocusExport, staging: Path) -> FocusTotals:
+    """focus.csv and carrier_estimates.csv; what they hold, summed (the page and the workbook quote it)."""
+    totals = FocusTotals()
+    chunks = (totals.add(_plain_quantities(chunk)) for chunk in focus.chunks())
+    write_frames_csv(staging / "focus.csv", chunks, FOCUS_COLUMNS, currency_column="BillingCurrency")
+    estimates = totals.add(_plain_quantities(focus.estimate_rows()))
+    write_frame_csv(staging / "carrier_estimates.csv", estimates, FOCUS_COLUMNS, currency_column="BillingCurrency")
+    return totals
 
 
 @dataclass

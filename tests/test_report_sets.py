@@ -138,9 +138,35 @@ def test_a_full_disk_while_the_monthly_review_is_written_keeps_the_old_set_whole
     october = review_of(server, client, store, tmp_path, Period(2026, 10))
     monkeypatch.setattr(Path, "write_text", full_disk)  # the page, written last: both CSVs are already new
     with pytest.raises(ReportError, match="the disk is full"):
-        monthly.render_monthly(october, out)
+        monthly.render_monthly(october.focus, lambda: october, out)
     assert fingerprint(out) == old, "October's CSVs never sit beside September's page"
     assert siblings(out) == []
+
+
+def test_focus_csv_from_a_forked_copy_is_the_same_bytes_and_a_full_disk_there_keeps_the_old_set(
+        make_sandbox, make_client, store, tmp_path, monkeypatch):
+    from reconcile.period import Period
+    from tests.test_monthly_review import synced
+
+    server, client = synced(make_sandbox, make_client, store, numbers=120)
+    october = review_of(server, client, store, tmp_path, Period(2026, 10))
+    here, copied = tmp_path / "here", tmp_path / "copied"
+    monthly.render_monthly(october.focus, lambda: october, here)
+    monkeypatch.setattr(alongside, "can_fork", lambda: True)
+    monthly.render_monthly(october.focus, lambda: october, copied)
+    assert fingerprint(copied) == fingerprint(here)
+
+    parent = os.getpid()
+
+    def full_disk_in_the_copy(path, *args, **kwargs):
+        if os.getpid() == parent:
+            raise AssertionError("focus.csv is the forked copy's to write")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(monthly, "write_frames_csv", full_disk_in_the_copy)
+    with pytest.raises(ReportError, match="the disk is full"):
+        monthly.render_monthly(october.focus, lambda: october, here)
+    assert fingerprint(here) == fingerprint(copied) and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def review_of(server, client, store, tmp_path, period):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from reconcile.analysis import monthly
 from reconcile.analysis.agents import by_agent
+from reconcile.analysis.billing import NumberFacts
 from reconcile.analysis.focus import FocusExport
 from reconcile.analysis.invoices import reconcile_invoices
 from reconcile.analysis.monthly import MonthlyReview
@@ -22,6 +24,7 @@ from reconcile.store import flags as flag_store
 from reconcile.store import invoices as invoice_store
 from reconcile.store import readers
 from reconcile.store import releases as plan_store
+from reconcile.store.readers import SyncRun
 
 TOP_AGENTS = 25
 
@@ -37,21 +40,51 @@ def check_complete(period: Period, now: dt.datetime) -> None:
                           "review a complete month")
 
 
-def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.datetime) -> MonthlyReview:
-    """The whole review of `period` from the store."""
+@dataclass
+class MonthInputs:
+    """What the month's FOCUS rows and its review start from: the invoices and the numbers."""
+
+    period: Period
+    facts: dict[str, NumberFacts]
+    latest: pd.DataFrame
+    headers: pd.DataFrame
+    month_headers: pd.DataFrame
+    lines: pd.DataFrame
+    newest: SyncRun | None
+    names: dict[str, str]
+
+
+def read_month(engine: Engine, period: Period) -> MonthInputs:
+    """The store's invoices of `period` and its numbers' facts (the rest is read by `review_month`)."""
     with engine.connect() as connection:
         facts, latest = invoice_store.number_facts(connection)
         headers = invoice_store.headers_frame(connection)
         month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
         ids = list(month_headers["invoice_id"]) if len(month_headers) else []
         lines = invoice_store.lines_frame(connection, ids)
+        newest = readers.latest_complete_run(connection)
+        agents = readers.agents_as_of(connection, newest.id) if newest else pd.DataFrame(columns=["agent_id", "name"])
+    return MonthInputs(period, facts, latest, headers, month_headers, lines, newest, by_agent(agents, "name"))
+
+
+def focus_export(settings: Settings, month: MonthInputs) -> FocusExport:
+    """The month's FOCUS rows (written while the rest of the review is made: see `reports.monthly`)."""
+    estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
+    return FocusExport(month.period, month.month_headers, month.lines, month.facts,
+                       monthly.number_tags(month.latest, month.names), estimates, settings.billing_account)
+
+
+def review_month(settings: Settings, engine: Engine, month: MonthInputs, now: dt.datetime,
+                 focus: FocusExport) -> MonthlyReview:
+    """The review of a month (`read_month`, then the usage, flags and release plans it reads here)."""
+    period, lines, facts, latest = month.period, month.lines, month.facts, month.latest
+    ids = list(month.month_headers["invoice_id"]) if len(month.month_headers) else []
+    with engine.connect() as connection:
         issues = invoice_store.issues_frame(connection, ids)
         covered = invoice_store.calls_covered_from(connection)
         usage_ok = covered is not None and covered <= period.start
         usage = invoice_store.usage_by_number(connection, period.start, period.end) if usage_ok else None
-        newest = readers.latest_complete_run(connection)
         closing_run = readers.latest_complete_run(connection, at=period.end - dt.timedelta(microseconds=1))
-        agents = readers.agents_as_of(connection, newest.id) if newest else pd.DataFrame(columns=["agent_id", "name"])
         waste = (flag_store.waste_by_run(connection, [closing_run.id]) if closing_run
                  else pd.DataFrame(columns=["run_id", "currency", "flagged", "waste"]))
         realised = flag_store.realised_savings(connection)
@@ -62,30 +95,26 @@ def build_monthly(settings: Settings, engine: Engine, period: Period, now: dt.da
         f"calls are in the store only from {format_timestamp(covered)}: usage lines are not checked for {period}"
         if covered else "no calls in the store: usage lines are not checked")
     ever = plan_store.released_between(engine, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), period.end)
-    reconciliation = reconcile_invoices(period, month_headers, lines, facts, usage, note,
+    reconciliation = reconcile_invoices(period, month.month_headers, lines, facts, usage, note,
                                         {item.number_id: item.plan_id for item in ever})
     released = [item for item in ever if item.released_at is not None and item.released_at >= period.start]
     plan_rows = [{"plan_id": i.plan_id, "number_id": i.number_id, "phone_number": i.phone_number,
                   "released_at": i.released_at, "monthly_cost": i.monthly_cost, "currency": i.currency,
                   "last_fee": _last_fee(lines, i.number_id)} for i in released]
-    names = by_agent(agents, "name")
-    held = monthly.with_cost_at(latest, facts, period.end, names)
+    held = monthly.with_cost_at(latest, facts, period.end, month.names)
     moved = monthly.movement(latest, period)
     recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
     recurring["Agent"] = monthly.top_rows(recurring["Agent"], TOP_AGENTS, "other agents")
-    estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
-    focus = FocusExport(period, month_headers, lines, facts, monthly.number_tags(latest, names), estimates,
-                        settings.billing_account)
     return MonthlyReview(
         period=period, generated_at=now, movement=moved, recurring=recurring,
         recurring_total=totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist()),
-        estimates=monthly.estimated_carrier_cost(held, estimates),
+        estimates=monthly.estimated_carrier_cost(held, focus.estimates),
         waste=totals_by_currency(waste["waste"], waste["currency"]) if len(waste) else [],
         waste_as_of=closing_run.as_of if closing_run else None,
         realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if len(realised) else [],
-        realised_numbers=realised, months=monthly.month_rows(latest, facts, headers, period, held, moved),
-        reconciliation=reconciliation, invoices=month_headers, invoice_issues=issues, focus=focus,
-        newest_run=newest.as_of if newest else None, plan_releases=plan_rows,
+        realised_numbers=realised, months=monthly.month_rows(latest, facts, month.headers, period, held, moved),
+        reconciliation=reconciliation, invoices=month.month_headers, invoice_issues=issues, focus=focus,
+        newest_run=month.newest.as_of if month.newest else None, plan_releases=plan_rows,
         plan_realised=totals_by_currency([r["monthly_cost"] for r in plan_rows], [r["currency"] for r in plan_rows])
         if plan_rows else [])
 
