@@ -26,7 +26,8 @@ from reconcile.store.readers import SyncRun
 from reconcile.store.writer import get_state, set_state
 
 TREND_RUNS = 90
-NOT_REVIEWED = ("version_id", "row_hash", "source_hash", "features")  # version columns no flag or report reads
+NOT_REVIEWED = ("version_id", "row_hash", "source_hash", "features",  # version columns no flag or report reads
+                "upfront_cost", "released_at", "valid_to_run")
 UNROUTED = "unrouted_flagged"  # sync_state: the newest run's flagged numbers that no digest reaches
 
 
