@@ -149,12 +149,12 @@ def _change_detail(kind: str, row: dict[str, Any], names: dict[str, str]) -> str
 
 
 def _agent_names(flagged: pd.DataFrame) -> dict[str, str]:
-    """agent_id -> name, from the flagged rows' own columns."""
+    """agent_id -> name, from the flagged rows' own columns (each distinct pair once)."""
     names: dict[str, str] = {}
     for direction in ("inbound", "outbound"):
         if f"{direction}_agent_name" in flagged:
-            for agent_id, name in zip(flagged[f"{direction}_agent_id"].tolist(),
-                                      flagged[f"{direction}_agent_name"].tolist(), strict=True):
+            pairs = flagged[[f"{direction}_agent_id", f"{direction}_agent_name"]].dropna().drop_duplicates()
+            for agent_id, name in pairs.itertuples(index=False, name=None):
                 if isinstance(agent_id, str) and isinstance(name, str):
                     names[agent_id] = name
     return names

@@ -111,3 +111,29 @@ def test_it_forks_only_while_no_other_python_thread_runs() -> None:
     finally:
         release.set()
         thread.join(5)
+
+
+def test_a_read_alongside_opens_its_own_connection_and_leaves_ours_as_it_was(store, monkeypatch) -> None:
+    from sqlalchemy import text
+
+    from reconcile import alongside as module
+    from reconcile.store.database import read_alongside
+
+    postgres = store.url.get_backend_name() == "postgresql"
+    session = text("SELECT pg_backend_pid()") if postgres else text("SELECT 1")
+    monkeypatch.setattr(module, "can_fork", lambda: True)
+    with store.connect() as connection:
+        ours = connection.execute(session).scalar()  # then back in the pool, to be handed out again below
+
+    def read(connection):
+        return os.getpid(), connection.execute(session).scalar(), connection.execute(
+            text("SELECT count(*) FROM sync_runs")).scalar()
+
+    with read_alongside(store, read, "a test read") as reading, store.connect() as connection:
+        assert connection.execute(session).scalar() == ours  # ours, in use here while the copy reads
+        pid, theirs, runs = reading.result()
+    assert pid != os.getpid() and runs == 0
+    if postgres:
+        assert theirs != ours, "the copy had a session of its own"
+    with store.connect() as connection:
+        assert connection.execute(session).scalar() == ours, "our pooled connection survived the copy"

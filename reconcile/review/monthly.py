@@ -24,6 +24,7 @@ from reconcile.store import flags as flag_store
 from reconcile.store import invoices as invoice_store
 from reconcile.store import readers
 from reconcile.store import releases as plan_store
+from reconcile.store.database import read_alongside
 from reconcile.store.readers import SyncRun
 
 TOP_AGENTS = 25
@@ -57,13 +58,17 @@ class MonthInputs:
 def read_month(engine: Engine, period: Period) -> MonthInputs:
     """The store's invoices of `period` and its numbers' facts (the rest is read by `review_month`)."""
     with engine.connect() as connection:
-        facts, latest = invoice_store.number_facts(connection)
         headers = invoice_store.headers_frame(connection)
-        month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
-        ids = list(month_headers["invoice_id"]) if len(month_headers) else []
-        lines = invoice_store.lines_frame(connection, ids)
-        newest = readers.latest_complete_run(connection)
-        agents = readers.agents_as_of(connection, newest.id) if newest else pd.DataFrame(columns=["agent_id", "name"])
+    month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
+    ids = list(month_headers["invoice_id"]) if len(month_headers) else []
+    with read_alongside(engine, lambda connection: invoice_store.lines_frame(connection, ids),
+                        "the invoice lines") as reading:  # the lines and the facts: two reads, two cores
+        with engine.connect() as connection:
+            facts, latest = invoice_store.number_facts(connection)
+            newest = readers.latest_complete_run(connection)
+            agents = (readers.agents_as_of(connection, newest.id) if newest
+                      else pd.DataFrame(columns=["agent_id", "name"]))
+        lines = reading.result()
     return MonthInputs(period, facts, latest, headers, month_headers, lines, newest, by_agent(agents, "name"))
 
 

@@ -22,6 +22,7 @@ from reconcile.errors import StoreError
 from reconcile.store import flags as flag_store
 from reconcile.store import keeps as keep_store
 from reconcile.store import readers
+from reconcile.store.database import read_alongside
 from reconcile.store.readers import SyncRun
 from reconcile.store.writer import get_state, set_state
 
@@ -56,13 +57,18 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
             when = f" at or before {as_of:%Y-%m-%dT%H:%M:%SZ}" if as_of else ""
             raise StoreError(f"no complete sync run{when} in the store: run `reconcile sync` first")
         newest = readers.latest_complete_run(connection)
-        at = as_of or run.as_of
-        inventory = readers.inventory_as_of(connection, run.id, skip=NOT_REVIEWED)
-        agents = readers.agents_as_of(connection, run.id)
-        last_calls = readers.last_calls(connection, before=at)
-        evaluated = flag_store.last_evaluated_run(connection)
-        first_flagged = flag_store.first_flagged_as_of(connection, run.id)
-        kept = keep_store.kept_ids(connection, at)
+    at = as_of or run.as_of
+
+    def activity(connection: Connection) -> tuple[pd.DataFrame, dict[str, dt.datetime], frozenset[str]]:
+        return (readers.last_calls(connection, before=at), flag_store.first_flagged_as_of(connection, run.id),
+                keep_store.kept_ids(connection, at))
+
+    with read_alongside(engine, activity, "the last calls") as reading:  # two reads, two cores
+        with engine.connect() as connection:
+            inventory = readers.inventory_as_of(connection, run.id, skip=NOT_REVIEWED)
+            agents = readers.agents_as_of(connection, run.id)
+            evaluated = flag_store.last_evaluated_run(connection)
+        last_calls, first_flagged, kept = reading.result()
     flags = dataclasses.replace(settings.flags, protect_number_ids=settings.flags.protect_number_ids | kept)
     result = evaluate_flags(inventory, agents, last_calls, at, flags, settings.carrier_costs, first_flagged)
     if record_history and newest is not None and run.id == newest.id and run.id > evaluated and at == run.as_of:

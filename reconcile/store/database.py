@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from reconcile.alongside import Alongside, alongside
 from reconcile.errors import StoreError
 from reconcile.redaction import clip, redact
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -41,6 +46,30 @@ def open_engine(url: str) -> Engine:
                          "check RECONCILE_DATABASE_URL or store.database_url") from None
     except OSError as exc:
         raise StoreError(f"cannot create the folder of the SQLite file {redact(url)}: {exc.strerror}") from None
+
+
+def read_alongside(engine: Engine, read: Callable[[Connection], T], what: str) -> AbstractContextManager[Alongside[T]]:
+    """`read(connection)` in a forked copy while the block goes on (see `reconcile.alongside`).
+
+    The copy never touches the connections it inherited (they are this process's: a
+    PostgreSQL session or a SQLite file handle in use here); it opens its own and closes
+    it before it leaves. An in-memory SQLite store exists only in this process: read here.
+    """
+    parent = os.getpid()
+
+    def work() -> T:
+        copy = os.getpid() != parent
+        if copy:
+            engine.dispose(close=False)  # forget the inherited pool without closing this process's connections
+        try:
+            with engine.connect() as connection:
+                return read(connection)
+        finally:
+            if copy:
+                engine.dispose()
+
+    in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
+    return alongside(work, what, fork=False if in_memory else None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
