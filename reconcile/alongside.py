@@ -1,16 +1,18 @@
 """Work alongside: a forked copy of this process does one part of a job while this one goes on.
 
-A report's files are per-cell Python work, one core's worth; the machine the job runs on
-has two or more. The nightly report writes its CSVs and workbook while the summary and
-the page are made; the monthly review writes focus.csv while the invoices are reconciled.
-A fork hands the copy every frame at no cost (the pages are shared until written); a
-thread would not help (the work holds the GIL), and a fresh interpreter would have to
-import pandas and be sent the frames.
+A report's files and reads are per-cell Python work, one core's worth; the machine the
+job runs on has two or more. The nightly report writes its CSVs and workbook while the
+summary and the page are made; the monthly review writes focus.csv while the invoices
+are reconciled; reads pair up (`reconcile.store.database.read_alongside`). A fork hands
+the copy every frame at no cost (the pages are shared until written); a thread would
+not help (the work holds the GIL), and a fresh interpreter would have to import pandas
+and be sent the frames.
 
 The copy's value (or exception) comes back pickled through a pipe. It dies with this
 process (Linux: PR_SET_PDEATHSIG), and is killed when the block is left by an exception.
-It runs only our own formatting and file writing, then leaves by `os._exit`: no
-`atexit`, no buffered output written twice, no store connection closed under the parent.
+It runs only our own formatting, file writing and reading (on a connection of its own),
+then leaves by `os._exit`: no `atexit`, no buffered output written twice, no inherited
+store connection used or closed under the parent.
 
 It forks only where that is safe: on Linux, with no other Python thread running (a
 thread could hold a lock the copy then needs; the scheduler runs jobs on a worker thread,
