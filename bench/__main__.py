@@ -15,7 +15,9 @@ same run on the same sandbox:
   sync_full is set beside baseline_first_night (targets: at most 0.5x and 0.8x).
 - sync_throttled: the sandbox at its contract rate limit (20/s) with 20 ms latency, on a
   20,000-number account; floor = requests / 20 per second.
-- report_nightly, report_monthly: no floor (targets: under 10 s and 500 MB).
+- report_nightly, report_monthly: no floor (targets: under 10 s and 500 MB). Peak MB is the
+  report's own process; its forked copy (`reconcile.alongside`) shares that memory and adds
+  its private pages, shown in the notes (both together peak at most at their sum).
 
 `--postgres-url` adds PostgreSQL beside SQLite. `--curve` instead runs the first sync,
 the incremental night and the report at 25,000, 100,000 and 400,000 numbers (10 calls
@@ -226,15 +228,17 @@ def curve(bench: Bench, sizes: list[int]) -> None:
 
 
 def format_curve(rows: list[tuple[int, float, dict[str, Any], dict[str, Any], dict[str, Any]]]) -> str:
-    """Per size: each step's wall time and peak RSS, and its time per 1,000 numbers (linear means flat)."""
+    """Per size: each step's wall time and peak RSS (the report's forked copy: its own pages), and the night's
+    time per 1,000 numbers (linear means flat)."""
     header = f"{'numbers':>9}  {'calls':>10}  {'sync_full s':>11}  {'MB':>5}  {'night sync s':>12}  {'MB':>5}  " \
-             f"{'report s':>8}  {'MB':>5}  {'night s / 1k numbers':>20}  {'sandbox start s':>15}"
+             f"{'report s':>8}  {'MB':>5}  {'+copy MB':>8}  {'night s / 1k numbers':>20}  {'sandbox start s':>15}"
     out = [header, "-" * len(header)]
     for size, setup_s, full, incremental, report in rows:
         night = incremental["wall_s"] + report["wall_s"]
         out.append(f"{size:>9,}  {full['calls_added']:>10,}  {full['wall_s']:>11.1f}  {full['peak_rss_mb']:>5.0f}  "
                    f"{incremental['wall_s']:>12.1f}  {incremental['peak_rss_mb']:>5.0f}  {report['wall_s']:>8.1f}  "
-                   f"{report['peak_rss_mb']:>5.0f}  {night / size * 1000:>20.3f}  {setup_s:>15.0f}")
+                   f"{report['peak_rss_mb']:>5.0f}  {report.get('copy_private_mb', 0):>8.0f}  "
+                   f"{night / size * 1000:>20.3f}  {setup_s:>15.0f}")
     return "\n".join(out)
 
 
@@ -274,6 +278,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             notes.append(f"{row['baseline_ratio']:.2f}x baseline_first_night")
         if "findings" in row:
             notes.append(f"{row['findings']} findings, {row['focus_rows']:,} FOCUS rows")
+        if row.get("copy_private_mb"):
+            notes.append(f"its forked copy adds {row['copy_private_mb']:.0f} MB of its own")
         lines.append([row["scenario"], row["engine"], f"{row['wall_s']:.1f}", f"{row['floor_s']:.1f}" if "floor_s" in row else "",
                       f"{row['ratio']:.2f}" if "ratio" in row else "", str(row.get("requests", "")),
                       f"{records / row['wall_s']:,.0f}" if records and row["wall_s"] else "",

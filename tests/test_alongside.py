@@ -100,7 +100,6 @@ def test_a_failure_in_the_block_kills_the_copy_at_once(tmp_path: Path) -> None:
 
 
 def test_it_forks_only_while_no_other_python_thread_runs() -> None:
-    assert can_fork() == (threading.active_count() == 1)
     release = threading.Event()
     thread = threading.Thread(target=release.wait, args=(5,))
     thread.start()
@@ -137,3 +136,31 @@ def test_a_read_alongside_opens_its_own_connection_and_leaves_ours_as_it_was(sto
         assert theirs != ours, "the copy had a session of its own"
     with store.connect() as connection:
         assert connection.execute(session).scalar() == ours, "our pooled connection survived the copy"
+
+
+def test_it_forks_only_with_a_second_core_and_memory_for_a_copy_as_large_as_this_process(monkeypatch) -> None:
+    from reconcile import alongside as module
+
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    assert module.can_fork()
+    monkeypatch.setattr(module, "available_bytes", lambda: module.resident_bytes() // 2)
+    assert not module.can_fork(), "no memory to spare: the copy could push the machine into the OOM killer"
+    monkeypatch.undo()
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not module.can_fork(), "one core: a copy would only take turns with this process"
+
+
+def test_a_cgroup_limit_caps_the_memory_available(tmp_path: Path, monkeypatch) -> None:
+    from reconcile import alongside as module
+
+    machine = module.available_bytes()
+    v1_limit, v1_usage, v2_limit, v2_usage = (tmp_path / name for name in ("l1", "u1", "l2", "u2"))
+    v1_limit.write_text(f"{1 << 30}\n")
+    v1_usage.write_text(f"{(1 << 30) - (100 << 20)}\n")
+    v2_limit.write_text("max\n")  # cgroup v2's "no limit"
+    v2_usage.write_text("12345\n")
+    monkeypatch.setattr(module, "_cgroup_memory_files", lambda: [(v2_limit, v2_usage), (v1_limit, v1_usage)])
+    assert module.available_bytes() == min(machine, 100 << 20)
+    v1_limit.write_text(f"{9223372036854771712}\n")  # cgroup v1's "no limit"
+    assert module.available_bytes() >= min(machine, 100 << 20) and module.available_bytes() > 100 << 20
