@@ -102,6 +102,7 @@ class Alongside(Generic[T]):
         self.pipe: int | None = None
         self.done = False
         self.value: T | None = None
+        self.error: BaseException | None = None  # the work's exception, raised by every `result()`
         if fork:
             self._start()
 
@@ -109,7 +110,12 @@ class Alongside(Generic[T]):
         """The work's value, waiting for the copy; its exception raised here, as if the work had run here."""
         if not self.done:
             self.done = True
-            self.value = self._collect() if self.pid is not None else self.work()
+            try:
+                self.value = self._collect() if self.pid is not None else self.work()
+            except BaseException as exc:
+                self.error = exc
+        if self.error is not None:
+            raise self.error
         return self.value  # type: ignore[return-value]
 
     def _start(self) -> None:

@@ -164,3 +164,19 @@ def test_a_cgroup_limit_caps_the_memory_available(tmp_path: Path, monkeypatch) -
     assert module.available_bytes() == min(machine, 100 << 20)
     v1_limit.write_text(f"{9223372036854771712}\n")  # cgroup v1's "no limit"
     assert module.available_bytes() >= min(machine, 100 << 20) and module.available_bytes() > 100 << 20
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_asking_again_after_a_failure_raises_it_again_and_never_runs_the_work_twice(fork: bool, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+
+    def work() -> None:
+        with runs.open("a") as out:
+            out.write("ran\n")
+        raise ValueError("the work failed")
+
+    with pytest.raises(ValueError, match="the work failed"), alongside(work, "a test", fork=fork) as job:
+        for _ in range(2):
+            with pytest.raises(ValueError, match="the work failed"):
+                job.result()
+    assert runs.read_text() == "ran\n"  # and leaving the block raised it a third time
