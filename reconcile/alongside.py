@@ -25,6 +25,7 @@ either way.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import pickle
 import signal
@@ -40,17 +41,31 @@ from typing import Any, Generic, TypeVar
 from reconcile.errors import ReportError
 
 T = TypeVar("T")
+log = logging.getLogger("reconcile.alongside")
 
 _PR_SET_PDEATHSIG = 1
 
 
 def can_fork() -> bool:
-    """Whether a forked copy is safe and worth it here: Linux, this the only Python thread, a second
-    core to run it on, and memory to spare for a copy as large as this process (a copy shares its
-    pages, but writes some: 140 MB beside a 290 MB report of 100,000 numbers)."""
-    if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() != 1:
-        return False
-    return len(os.sched_getaffinity(0)) > 1 and resident_bytes() < available_bytes()
+    """Whether a forked copy is safe and worth it here (see `why_not_fork`)."""
+    return why_not_fork() is None
+
+
+def why_not_fork() -> str | None:
+    """Why a forked copy would not be safe or worth it here; None when it is: Linux, this the only
+    Python thread, a second core to run it on, and memory to spare for a copy as large as this
+    process (a copy shares its pages, but writes some: 140 MB beside a 290 MB report of 100,000
+    numbers)."""
+    if sys.platform != "linux" or not hasattr(os, "fork"):
+        return "not Linux"
+    if threading.active_count() != 1:
+        return "other Python threads run"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "one core"
+    resident, available = resident_bytes(), available_bytes()
+    if resident >= available:
+        return f"{available >> 20} MB available for a copy of a {resident >> 20} MB process"
+    return None
 
 
 def resident_bytes() -> int:
@@ -125,7 +140,7 @@ class Alongside(Generic[T]):
         sys.stderr.flush()
         with warnings.catch_warnings():
             # Python 3.12+ warns when the process has OS threads; ours then are only native pools
-            # (OpenBLAS's, which registers its own fork handlers): no Python thread runs (`can_fork`).
+            # (OpenBLAS's, which registers its own fork handlers): no Python thread runs (`why_not_fork`).
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # the copy
@@ -133,6 +148,7 @@ class Alongside(Generic[T]):
             _run_copy(self.work, write, parent)
         os.close(write)
         self.pid, self.pipe = pid, read
+        log.debug("%s: in a forked copy (pid %d)", self.what, pid)
 
     def _collect(self) -> T:
         assert self.pid is not None and self.pipe is not None
@@ -175,7 +191,11 @@ def alongside(work: Callable[[], T], what: str, fork: bool | None = None) -> Ite
     forks where `can_fork()` says it is safe; False runs the work in this process, when
     the block asks for `result()` or leaves; True forks (tests).
     """
-    job = Alongside(work, what, can_fork() if fork is None else fork)
+    if fork is None:
+        fork = can_fork()
+        if not fork:
+            log.debug("%s: in this process, not a forked copy (%s)", what, why_not_fork())
+    job = Alongside(work, what, fork)
     try:
         yield job
         job.result()

@@ -180,3 +180,22 @@ def test_asking_again_after_a_failure_raises_it_again_and_never_runs_the_work_tw
             with pytest.raises(ValueError, match="the work failed"):
                 job.result()
     assert runs.read_text() == "ran\n"  # and leaving the block raised it a third time
+
+
+def test_the_log_says_where_the_work_ran_and_why_not_in_a_copy(caplog, monkeypatch) -> None:
+    import logging
+
+    from reconcile import alongside as module
+
+    caplog.set_level(logging.DEBUG, logger="reconcile.alongside")
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    with alongside(os.getpid, "the test files") as job:
+        assert job.result() == os.getpid()
+    assert "the test files: in this process, not a forked copy (one core)" in caplog.text
+    monkeypatch.setattr(module, "available_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert module.why_not_fork() == f"1 MB available for a copy of a {module.resident_bytes() >> 20} MB process"
+    with alongside(os.getpid, "the test files", fork=True) as job:
+        pid = job.result()
+    assert f"the test files: in a forked copy (pid {pid})" in caplog.text
