@@ -46,11 +46,6 @@ log = logging.getLogger("reconcile.alongside")
 _PR_SET_PDEATHSIG = 1
 
 
-def can_fork() -> bool:
-    """Whether a forked copy is safe and worth it here (see `why_not_fork`)."""
-    return why_not_fork() is None
-
-
 def why_not_fork() -> str | None:
     """Why a forked copy would not be safe or worth it here; None when it is: Linux, this the only
     Python thread, a second core to run it on, and memory to spare for a copy as large as this
@@ -162,8 +157,8 @@ class Alongside(Generic[T]):
         if not chunks:
             ended = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                      else f"exited with status {os.waitstatus_to_exitcode(status)}")
-            raise ReportError(f"the process writing {self.what} {ended} before it finished (out of memory?); "
-                              "run the report again")
+            raise ReportError(f"the process {self.what} {ended} before it finished (out of memory?); "
+                              "run the job again")
         ok, value = pickle.loads(b"".join(chunks))
         if not ok:
             raise value
@@ -187,14 +182,15 @@ class Alongside(Generic[T]):
 def alongside(work: Callable[[], T], what: str, fork: bool | None = None) -> Iterator[Alongside[T]]:
     """Run `work` in a forked copy while the block runs; leaving the block waits for it.
 
-    `what` names the work in an error ("the flagged and inventory files"). `fork`: None
-    forks where `can_fork()` says it is safe; False runs the work in this process, when
-    the block asks for `result()` or leaves; True forks (tests).
+    `what` says what the work does, for an error and the debug log ("writing the flagged and
+    inventory files"). `fork`: None forks unless `why_not_fork()` gives a reason; False runs
+    the work in this process, when the block asks for `result()` or leaves; True forks (tests).
     """
     if fork is None:
-        fork = can_fork()
-        if not fork:
-            log.debug("%s: in this process, not a forked copy (%s)", what, why_not_fork())
+        refused = why_not_fork()
+        fork = refused is None
+        if refused:
+            log.debug("%s: in this process, not a forked copy (%s)", what, refused)
     job = Alongside(work, what, fork)
     try:
         yield job

@@ -44,7 +44,7 @@ def render_monthly(focus: FocusExport, review: Callable[[], MonthlyReview],
     (by a forked copy, see `reconcile.alongside`) while `review()` reconciles the month.
     """
     with report_folder(out_dir, "monthly review", NAMES) as staging, \
-            alongside(lambda: _write_focus(focus, staging), "focus.csv") as focus_files:
+            alongside(lambda: _write_focus(focus, staging), "writing focus.csv") as focus_files:
         made = review()
         findings = made.reconciliation.findings
         write_frame_csv(staging / "reconciliation.csv", findings, FINDING_COLUMNS)

@@ -45,7 +45,7 @@ def render_nightly(result: FlagResult, summarise: Callable[[], NightlySummary], 
     copy, see `reconcile.alongside`) while `summarise()` makes the summary the page shows.
     """
     with report_folder(out_dir, "nightly report", NAMES) as staging, \
-            alongside(lambda: _write_flag_files(result, staging), "the flagged and inventory files") as files:
+            alongside(lambda: _write_flag_files(result, staging), "writing the flagged and inventory files") as files:
         summary = summarise()
         pieces = environment().get_template("nightly.html.j2").generate(
             s=summary, flagged_json=flagged_json(result.flagged), flagged_count=len(result.flagged),

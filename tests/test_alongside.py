@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.alongside import alongside, can_fork
+from reconcile.alongside import alongside, why_not_fork
 from reconcile.errors import ReportError
 
 
@@ -76,7 +76,7 @@ def test_a_copy_killed_by_a_signal_is_a_report_error_naming_the_work() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     with pytest.raises(ReportError, match="the process writing the test files was killed by signal 9"), \
-            alongside(work, "the test files", fork=True):
+            alongside(work, "writing the test files", fork=True):
         pass
 
 
@@ -104,7 +104,7 @@ def test_it_forks_only_while_no_other_python_thread_runs() -> None:
     thread = threading.Thread(target=release.wait, args=(5,))
     thread.start()
     try:
-        assert not can_fork()
+        assert why_not_fork() is not None
         with alongside(os.getpid, "a test") as job:  # the default: no fork beside a thread
             assert job.result() == os.getpid()
     finally:
@@ -120,7 +120,7 @@ def test_a_read_alongside_opens_its_own_connection_and_leaves_ours_as_it_was(sto
 
     postgres = store.url.get_backend_name() == "postgresql"
     session = text("SELECT pg_backend_pid()") if postgres else text("SELECT 1")
-    monkeypatch.setattr(module, "can_fork", lambda: True)
+    monkeypatch.setattr(module, "why_not_fork", lambda: None)
     with store.connect() as connection:
         ours = connection.execute(session).scalar()  # then back in the pool, to be handed out again below
 
@@ -142,13 +142,13 @@ def test_it_forks_only_with_a_second_core_and_memory_for_a_copy_as_large_as_this
     from reconcile import alongside as module
 
     monkeypatch.setattr(threading, "active_count", lambda: 1)
-    assert module.can_fork()
+    assert module.why_not_fork() is None
     monkeypatch.setattr(module, "available_bytes", lambda: module.resident_bytes() // 2)
-    assert not module.can_fork(), "no memory to spare: the copy could push the machine into the OOM killer"
+    assert module.why_not_fork() is not None, "no memory to spare: the copy could push the machine into the OOM killer"
     monkeypatch.undo()
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    assert not module.can_fork(), "one core: a copy would only take turns with this process"
+    assert module.why_not_fork() is not None, "one core: a copy would only take turns with this process"
 
 
 def test_a_cgroup_limit_caps_the_memory_available(tmp_path: Path, monkeypatch) -> None:

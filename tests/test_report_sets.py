@@ -87,14 +87,14 @@ def test_the_files_written_by_a_forked_copy_are_the_same_bytes_and_its_faults_ke
     settings, store, first, second, out = two_nights
     report_nightly(settings, store, second, out)
     here = fingerprint(out)  # the test process runs the sandbox's thread: the work ran in this process
-    monkeypatch.setattr(alongside, "can_fork", lambda: True)
+    monkeypatch.setattr(alongside, "why_not_fork", lambda: None)
     copied = out.with_name("copied")
     report_nightly(settings, store, second, copied)
     assert fingerprint(copied) == here
 
     report_nightly(settings, store, first, out)
     old = fingerprint(out)
-    real_csv = nightly.write_frame_csv
+    real_csv, parent = nightly.write_frame_csv, os.getpid()
 
     def full_disk_at_inventory(path, *args, **kwargs):
         if path.name == "inventory.csv":
@@ -103,7 +103,6 @@ def test_the_files_written_by_a_forked_copy_are_the_same_bytes_and_its_faults_ke
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_csv(path, *args, **kwargs)
 
-    parent = os.getpid()
     monkeypatch.setattr(nightly, "write_frame_csv", full_disk_at_inventory)
     with pytest.raises(ReportError, match="the disk is full"):
         report_nightly(settings, store, second, out)
@@ -152,7 +151,7 @@ def test_focus_csv_from_a_forked_copy_is_the_same_bytes_and_a_full_disk_there_ke
     october = review_of(server, client, store, tmp_path, Period(2026, 10))
     here, copied = tmp_path / "here", tmp_path / "copied"
     monthly.render_monthly(october.focus, lambda: october, here)
-    monkeypatch.setattr(alongside, "can_fork", lambda: True)
+    monkeypatch.setattr(alongside, "why_not_fork", lambda: None)
     monthly.render_monthly(october.focus, lambda: october, copied)
     assert fingerprint(copied) == fingerprint(here)
 

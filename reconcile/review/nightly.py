@@ -63,7 +63,7 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
         return (readers.last_calls(connection, before=at), flag_store.first_flagged_as_of(connection, run.id),
                 keep_store.kept_ids(connection, at))
 
-    with read_alongside(engine, activity, "the last calls") as reading:  # two reads, two cores
+    with read_alongside(engine, activity, "reading the last calls") as reading:  # two reads, two cores
         with engine.connect() as connection:
             inventory = readers.inventory_as_of(connection, run.id, skip=NOT_REVIEWED)
             agents = readers.agents_as_of(connection, run.id)
