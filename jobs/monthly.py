@@ -79,7 +79,7 @@ def report_monthly(settings: Settings, engine: Engine, period: Period, clock: Cl
             synced = run_invoice_sync(client, engine, (period,), clock=clock, progress=progress or progress_for())
     month = read_month(engine, period)
     focus = focus_export(settings, month)
-    review, files = render_monthly(focus, lambda: review_month(settings, engine, month, now, focus),
+    review, files = render_monthly(focus, lambda: review_month(engine, month, now, focus),
                                    out_dir or default_out_dir(settings, period))
     return MonthlyOutcome(synced, review, files)
 

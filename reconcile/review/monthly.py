@@ -60,9 +60,9 @@ def read_month(engine: Engine, period: Period) -> MonthInputs:
     with engine.connect() as connection:
         headers = invoice_store.headers_frame(connection)
     month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
-    ids = list(month_headers["invoice_id"]) if len(month_headers) else []
+    ids = _invoice_ids(month_headers)
     with read_alongside(engine, lambda connection: invoice_store.lines_frame(connection, ids),
-                        "the invoice lines") as reading:  # the lines and the facts: two reads, two cores
+                        "reading the invoice lines") as reading:  # the lines and the facts: two reads, two cores
         with engine.connect() as connection:
             facts, latest = invoice_store.number_facts(connection)
             newest = readers.latest_complete_run(connection)
@@ -79,13 +79,11 @@ def focus_export(settings: Settings, month: MonthInputs) -> FocusExport:
                        monthly.number_tags(month.latest, month.names), estimates, settings.billing_account)
 
 
-def review_month(settings: Settings, engine: Engine, month: MonthInputs, now: dt.datetime,
-                 focus: FocusExport) -> MonthlyReview:
+def review_month(engine: Engine, month: MonthInputs, now: dt.datetime, focus: FocusExport) -> MonthlyReview:
     """The review of a month (`read_month`, then the usage, flags and release plans it reads here)."""
     period, lines, facts, latest = month.period, month.lines, month.facts, month.latest
-    ids = list(month.month_headers["invoice_id"]) if len(month.month_headers) else []
     with engine.connect() as connection:
-        issues = invoice_store.issues_frame(connection, ids)
+        issues = invoice_store.issues_frame(connection, _invoice_ids(month.month_headers))
         covered = invoice_store.calls_covered_from(connection)
         usage_ok = covered is not None and covered <= period.start
         usage = invoice_store.usage_by_number(connection, period.start, period.end) if usage_ok else None
@@ -122,6 +120,10 @@ def review_month(settings: Settings, engine: Engine, month: MonthInputs, now: dt
         newest_run=month.newest.as_of if month.newest else None, plan_releases=plan_rows,
         plan_realised=totals_by_currency([r["monthly_cost"] for r in plan_rows], [r["currency"] for r in plan_rows])
         if plan_rows else [])
+
+
+def _invoice_ids(month_headers: pd.DataFrame) -> list[str]:
+    return list(month_headers["invoice_id"]) if len(month_headers) else []
 
 
 def _last_fee(lines: pd.DataFrame, number_id: str) -> str:
