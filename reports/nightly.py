@@ -123,7 +123,7 @@ def _change_rows(summary: NightlySummary, result: FlagResult) -> dict[str, list[
         frame = frame[frame["number_id"].isin(wanted)]
         for row in frame_rows(frame[[n for n in ("number_id", "phone_number", "label") if n in frame]]):
             known[str(row["number_id"])] = row
-    names = {**_agent_names(result.inventory), **_agent_names(result.flagged)}
+    names = _agent_names(result.inventory)  # the flagged rows are inventory rows: their agents are in it
     for name, frame in (("bought", c.bought), ("released", c.released), ("reassigned", c.reassigned)):
         for row in frame_rows(frame.head(limit)):
             view[name].append({"number_id": row["number_id"], "phone_number": row.get("phone_number") or "",
