@@ -82,9 +82,9 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
                     run_id: int, previous_run_id: int | None = None) -> Changes:
     """What moved since the previous run, and which flag streaks began or ended at `run_id`.
 
-    `current` is the inventory at `run_id` (all statuses); `previous` holds the previous
-    run's versions of at least every number whose version changed since (the whole
-    previous inventory works too, it is just more to read). A number whose version was
+    `current` is the inventory at `run_id` (its live numbers are enough; other statuses are
+    ignored); `previous` holds the previous run's versions of at least every number whose
+    version changed since (the whole previous inventory works too, it is just more to read). A number whose version was
     opened after the previous run and that had no version then was bought.
     """
     live = current[current["status"].isin(["active", "pending"])]

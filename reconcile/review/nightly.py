@@ -29,6 +29,7 @@ from reconcile.store.writer import get_state, set_state
 TREND_RUNS = 90
 NOT_REVIEWED = ("version_id", "row_hash", "source_hash", "features",  # version columns no flag or report reads
                 "upfront_cost", "released_at", "valid_to_run")
+LIVE = ("active", "pending")  # the numbers owned: flags and changes read no other version
 UNROUTED = "unrouted_flagged"  # sync_state: the newest run's flagged numbers that no digest reaches
 
 
@@ -38,7 +39,7 @@ class Evaluation:
 
     run: SyncRun
     at: dt.datetime
-    inventory: pd.DataFrame
+    inventory: pd.DataFrame  # the versions of the numbers owned (LIVE) at the run
     agents: pd.DataFrame
     result: FlagResult
     newest: bool = False  # the newest complete run: what the store says now
@@ -65,7 +66,7 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
 
     with read_alongside(engine, activity, "reading the last calls") as reading:  # two reads, two cores
         with engine.connect() as connection:
-            inventory = readers.inventory_as_of(connection, run.id, skip=NOT_REVIEWED)
+            inventory = readers.inventory_as_of(connection, run.id, LIVE, skip=NOT_REVIEWED)
             agents = readers.agents_as_of(connection, run.id)
             evaluated = flag_store.last_evaluated_run(connection)
         last_calls, first_flagged, kept = reading.result()
