@@ -38,7 +38,10 @@ class FlagResult:
 
 def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFrame, as_of: dt.datetime,
            settings: FlagSettings) -> pd.DataFrame:
-    """The inventory with what the rules need: agent states, last activity, idle days, protection."""
+    """The inventory with what the rules need: agent states, last activity, idle days, protection.
+
+    What only a reason says (`agents_texts`) is made for the flagged rows alone.
+    """
     frame = inventory.copy(deep=False)  # new columns go on this frame only; copy-on-write guards the data
     status = by_agent(agents, "status")
     names = by_agent(agents, "name")
@@ -63,11 +66,15 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
         pattern = re.compile(settings.protect_label_pattern)  # a user's groups are fine: only a match counts
         protected |= labels.map(lambda label: pattern.search(label) is not None).astype(bool)
     frame["protected"] = protected.astype(bool)
+    return frame
+
+
+def agents_texts(frame: pd.DataFrame, agents: pd.DataFrame) -> list[str]:
+    """Per row, its agents as a reason says them ("active agent 'Sales'"); '' when it has none."""
+    status, names = by_agent(agents, "status"), by_agent(agents, "name")
     pairs = list(zip(frame["inbound_agent_id"].tolist(), frame["outbound_agent_id"].tolist(), strict=True))
     texts = {pair: _agents_text(pair, names, status) for pair in set(pairs)}  # pairs repeat: each written once
-    frame["agents_text"] = [texts[pair] if has else "" for pair, has in zip(pairs, frame["has_assignment"].tolist(),
-                                                                           strict=True)]
-    return frame
+    return [texts[pair] for pair in pairs]
 
 
 def _agents_text(row: tuple[Any, ...], names: Mapping[str, str], status: Mapping[str, str]) -> str:
@@ -124,10 +131,8 @@ def evaluate_flags(
     # money columns: imported numbers show their carrier currency beside the estimate
     frame["currency"] = frame["currency"].where(frame["is_truedy_managed"], frame["savings_currency"])
     flagged = frame[frame["flag"] != ""].copy()
-    columns = ["flag", "purchased_at", "age_days", "agents_text", "idle_days", "last_call_at"]
-    rows = (dict(zip(columns, values, strict=True))
-            for values in zip(*(flagged[name].tolist() for name in columns), strict=True))
-    flagged["reason"] = [RULES[str(row["flag"])].explain(row, settings) for row in rows]
+    flagged["agents_text"] = agents_texts(flagged, agents)
+    flagged["reason"] = reasons(flagged, settings)
     flagged["recommended_action"] = flagged["flag"].map(lambda name: RULES[name].recommended_action)
     since = first_flagged or {}
     flagged["first_flagged_at"] = [since.get(number_id, as_of) for number_id in flagged["number_id"].tolist()]
@@ -140,6 +145,24 @@ def evaluate_flags(
         protected_count=int(frame["protected"].sum()),
         as_of=as_of,
     )
+
+
+REASON_COLUMNS = ["flag", "purchased_at", "age_days", "agents_text", "idle_days", "last_call_at"]
+
+
+def reasons(flagged: pd.DataFrame, settings: FlagSettings) -> list[str]:
+    """Each flagged row's reason, as its rule explains it (times as UTC datetimes, None when unknown)."""
+    columns = [_utc_datetimes(flagged[name]) if pd.api.types.is_datetime64_any_dtype(flagged[name])
+               else flagged[name].tolist() for name in REASON_COLUMNS]
+    return [RULES[str(row["flag"])].explain(row, settings)
+            for row in (dict(zip(REASON_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True))]
+
+
+def _utc_datetimes(column: pd.Series) -> list[dt.datetime | None]:
+    """A UTC time column as datetimes, NaT as None (numpy converts: no Timestamp per value)."""
+    naive = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz is not None else column
+    return [None if value is None else value.replace(tzinfo=dt.UTC)
+            for value in naive.to_numpy(dtype="datetime64[us]").astype(object).tolist()]
 
 
 def _sort_key(column: pd.Series) -> pd.Series:

@@ -43,7 +43,7 @@ def register(rule: Rule) -> Rule:
 
 
 def _day(value: object) -> str:
-    return value.isoformat()[:10] if isinstance(value, dt.date) and not pd.isna(value) else "?"
+    return value.isoformat()[:10] if isinstance(value, dt.date) and value is not pd.NaT else "?"
 
 
 def _assigned(row: Row, settings: FlagSettings) -> str:
