@@ -43,7 +43,8 @@ def register(rule: Rule) -> Rule:
 
 
 def _day(value: object) -> str:
-    return value.isoformat()[:10] if isinstance(value, dt.date) and value is not pd.NaT else "?"
+    # pandas' NaT is a datetime too, and the one never equal to itself
+    return value.isoformat()[:10] if isinstance(value, dt.date) and value == value else "?"
 
 
 def _assigned(row: Row, settings: FlagSettings) -> str:
