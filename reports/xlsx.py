@@ -171,14 +171,19 @@ class Sheet:
         kinds = set(map(type, values)) - {type(None)}
         widest = 0
         if kinds == {str}:
-            cells = ["" if v is None else f'<c r="{letter}{start + i}" s="{TEXT}" t="inlineStr"><is>'
-                     f'<t xml:space="preserve">{_escape(v)}</t></is></c>' for i, v in enumerate(values)]
-            widest = max((len(v) for v in values if v is not None), default=0)
+            escaped = {v: _escape(v) for v in set(values) if v is not None}  # texts repeat: each escaped once
+            head, body = f'<c r="{letter}', f'" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">'
+            cells = ["" if v is None else f"{head}{start + i}{body}{escaped[v]}</t></is></c>"
+                     for i, v in enumerate(values)]
+            widest = max(map(len, escaped), default=0)
         elif kinds == {Decimal}:
             # in sorted order: a set's order changes between runs, and the same review must give the same bytes
             styles = {c: self.book.money_style(money_format(c)) if c else 0
                       for c in sorted(set(currencies), key=lambda code: code or "")}
-            texts = [None if v is None else f"{v:f}" for v in values]
+            # prices repeat (one shared Decimal per price as the store reads them): each written once; by
+            # identity, as Decimal("1.5") == Decimal("1.50") but each is written as it reads
+            shown = {id(v): f"{v:f}" for v in values if v is not None}
+            texts = [None if v is None else shown[id(v)] for v in values]
             cells = ["" if t is None else f'<c r="{letter}{start + i}" s="{styles[c]}"><v>{t}</v></c>' if styles[c]
                      else f'<c r="{letter}{start + i}"><v>{t}</v></c>'
                      for i, (t, c) in enumerate(zip(texts, currencies, strict=True))]

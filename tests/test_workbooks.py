@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import os
 import subprocess
 import sys
+import zipfile
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -133,3 +135,19 @@ def test_the_same_rows_give_the_same_bytes_whatever_the_hash_seed(tmp_path):
     ws = openpyxl.load_workbook(tmp_path / "book-1.xlsx")["Money"]
     assert [c.number_format for c in ws["A"][1:4]] == ['#,##0.00 "USD"', '#,##0 "JPY"', '#,##0.00 "EUR"']
     assert [c.value for c in ws["B"][1:]] == ["a", "=b", None, "<c>"] and ws["B3"].data_type == "s"
+
+
+def test_a_column_writes_each_value_as_it_reads_when_values_repeat(tmp_path):
+    """Repeated values are rendered once and reused; equal Decimals written differently stay as they read."""
+    from reconcile.reports.xlsx import Book, Sheet
+
+    book = Book()
+    sheet = Sheet(book, "Repeats", ["Amount", "Label"])
+    one, two = Decimal("1.5"), Decimal("1.50")
+    sheet.columns([[one, two, one, two], ["a&b", "plain", "a&b", None]], currencies=["USD"] * 4)
+    path = tmp_path / "repeats.xlsx"
+    book.save(path, dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    assert [cell.split("<v>")[1] for cell in xml.split("</v>")[:-1]] == ["1.5", "1.50", "1.5", "1.50"]
+    ws = openpyxl.load_workbook(path)["Repeats"]
+    assert [c.value for c in ws["B"][1:]] == ["a&b", "plain", "a&b", None]
