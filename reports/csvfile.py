@@ -99,14 +99,16 @@ def _write_rows(writer: Any, frame: pd.DataFrame, columns: Sequence[str], curren
 def _format_column(column: pd.Series, currencies: list[str | None] | None) -> list[str]:
     if pd.api.types.is_datetime64_any_dtype(column):  # numpy's C formatter: strftime runs per value in Python
         utc = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz is not None else column
-        text = np.datetime_as_string(utc.to_numpy(dtype="datetime64[s]"), unit="s").tolist()
-        return ["" if value == "NaT" else value + "Z" for value in text]
+        times = utc.to_numpy(dtype="datetime64[s]")
+        stamps: list[str] = np.where(np.isnat(times), "", np.datetime_as_string(times, unit="s", timezone="UTC")).tolist()
+        return stamps
     if pd.api.types.is_bool_dtype(column):
-        return ["true" if value else "false" for value in column]
+        return ["true" if value else "false" for value in column.tolist()]
     if pd.api.types.is_integer_dtype(column):
-        return column.astype(str).tolist()
+        return [str(value) for value in column.tolist()]
     values = column.tolist()  # plain Python objects: iterating a pandas array value by value is slow
-    kinds = set(map(type, values))
+    # pandas' "str" holds text or NaN (its blank), so its kinds are known; "string" blanks are pd.NA
+    kinds = {str, float} if column.dtype == "str" else set(map(type, values))
     if kinds <= _TEXT_KINDS and (float not in kinds or all(v != v for v in values if type(v) is float)):
         # the usual text column (a float there is pandas' NaN for missing): one comprehension, no dispatch;
         # a formula starts with one of FORMULA_START's characters, so the first one tells

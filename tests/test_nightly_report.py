@@ -207,3 +207,20 @@ def test_the_demo_agrees_with_the_sandbox_ground_truth(tmp_path):
     assert result.monthly.sent == ["finance@example.com"]
     review = [p for p in outbox if "Truedy invoice review 2026-10" in p.read_text(encoding="utf-8")]
     assert len(review) == 1 and "reconciliation-2026-10.csv" in review[0].read_text(encoding="utf-8")
+
+
+def test_csv_cells_are_the_same_whatever_pandas_dtype_holds_them():
+    """Text as "str" (NaN blanks), "string" (NA blanks) or objects; times, flags and counts: one CSV."""
+    import pandas as pd
+
+    from reconcile.reports.csvfile import frame_csv_bytes
+
+    texts = ["plain", None, "=SUM(A1)", "+15551234567", "-1"]
+    times = pd.to_datetime(["2026-01-02T03:04:05Z", None, "2026-12-31T23:59:59Z", None, "2026-06-01T00:00:00Z"],
+                           utc=True)
+    expected = ("text,time,flag,count\r\nplain,2026-01-02T03:04:05Z,true,1\r\n,,false,-2\r\n"
+                "'=SUM(A1),2026-12-31T23:59:59Z,true,0\r\n+15551234567,,false,4\r\n'-1,2026-06-01T00:00:00Z,true,5\r\n")
+    for kind in ("str", "string", object):
+        frame = pd.DataFrame({"text": pd.Series(texts, dtype=kind), "time": times,
+                              "flag": [True, False, True, False, True], "count": [1, -2, 0, 4, 5]})
+        assert frame_csv_bytes(frame, ["text", "time", "flag", "count"]).decode() == expected, kind
