@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -22,6 +21,7 @@ from reconcile.errors import StoreError
 from reconcile.store import flags as flag_store
 from reconcile.store import keeps as keep_store
 from reconcile.store import readers
+from reconcile.store import trend as trend_store
 from reconcile.store.database import read_alongside
 from reconcile.store.readers import SyncRun
 from reconcile.store.writer import get_state, set_state
@@ -98,10 +98,16 @@ def summarise_run(settings: Settings, engine: Engine, evaluation: Evaluation,
     run = evaluation.run
     with engine.connect() as connection:
         complete = [r for r in readers.runs(connection, limit=TREND_RUNS + 50, status="complete") if r.id <= run.id]
+    trend_runs = [r.id for r in complete[:TREND_RUNS]]
+    if record_history:  # the runs whose flags are final keep their trend figures: each worked out once
+        with engine.begin() as connection:
+            evaluated = flag_store.last_evaluated_run(connection)
+            trend_store.keep(connection, [run_id for run_id in trend_runs if run_id <= evaluated])
+    with engine.connect() as connection:
         previous_run = readers.previous_complete_run(connection, run.id)
         previous_inventory = readers.changed_since(connection, previous_run.id, run.id) if previous_run else None
         events = flag_store.streak_events(connection, run.id)
-        trend = _trend(connection, [r.id for r in complete[:TREND_RUNS]])
+        trend = trend_store.trend(connection, trend_runs)
         issues = readers.issues_for_run(connection, run.id)
         realised = flag_store.realised_savings(connection, until_run=run.id)
     changes = changes_between(previous_inventory, evaluation.inventory, events, run.id,
@@ -123,16 +129,6 @@ def unrouted_now(engine: Engine) -> tuple[int, list[str]] | None:
         return None
     stored = json.loads(value)
     return int(stored["run_id"]), [str(n) for n in stored["numbers"]]
-
-
-def _trend(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
-    """Per run and currency: numbers, monthly cost and flagged monthly savings."""
-    totals = readers.inventory_totals_by_run(connection, run_ids)
-    waste = flag_store.waste_by_run(connection, run_ids)
-    trend = totals.merge(waste[["run_id", "currency", "waste"]], on=["run_id", "currency"], how="left")
-    trend["waste"] = pd.Series([value if isinstance(value, Decimal) else Decimal(0) for value in trend["waste"]],
-                               index=trend.index, dtype=object)
-    return trend
 
 
 def settings_view(settings: Settings) -> dict[str, Any]:

@@ -155,6 +155,16 @@ flag_history = Table(
 Index("ix_flag_history_number", flag_history.c.number_id, flag_history.c.first_flagged_run)
 Index("ix_flag_history_open", flag_history.c.resolved_run)
 
+# the nightly trend's figures of a run, kept once its flags are final (reconcile.store.trend)
+run_totals = Table(
+    "run_totals", metadata,
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
+    Column("currency", String(3), primary_key=True),  # '' for imported numbers (no Truedy fee)
+    Column("numbers", Integer, nullable=False),       # active and pending
+    Column("monthly_cost", Money),
+    Column("waste", Money),                           # the flagged numbers' monthly savings; NULL for none
+)
+
 sent_digests = Table(
     "sent_digests", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
