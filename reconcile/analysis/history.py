@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -13,14 +14,19 @@ from reconcile.config.settings import FlagSettings
 
 
 class OpenStreak(NamedTuple):
-    """A flag streak not yet resolved: its row in the flag history and the flag it carries."""
+    """A flag streak not yet resolved: its row in the flag history, the flag it carries and its saving."""
 
     streak_id: int
     flag: str
+    monthly_savings: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass
 class StreakPlan:
+    """What an evaluation does to the flag history. Every open streak not resolved goes on
+    (its last flagged run moves); `continued` lists only those whose flag or saving changed."""
+
     new: list[dict[str, Any]] = field(default_factory=list)            # number_id, flag, savings, currency
     continued: list[dict[str, Any]] = field(default_factory=list)      # id, flag, savings, currency
     resolved: list[tuple[int, str]] = field(default_factory=list)      # (streak id, resolution)
@@ -37,8 +43,10 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
                                                   flagged["savings_currency"].tolist(), strict=True):
         flagged_ids.add(number_id)
         values = {"flag": flag, "monthly_savings": _value(savings), "currency": _value(currency)}
-        if number_id in open_streaks:
-            plan.continued.append({"id": open_streaks[str(number_id)].streak_id, **values})
+        streak = open_streaks.get(number_id)
+        if streak is not None:
+            if (streak.flag, streak.monthly_savings, streak.currency) != tuple(values.values()):
+                plan.continued.append({"id": streak.streak_id, **values})
         else:
             plan.new.append({"number_id": number_id, **values})
     ended = {number_id: streak for number_id, streak in open_streaks.items() if number_id not in flagged_ids}

@@ -23,9 +23,9 @@ def last_evaluated_run(connection: Connection) -> int:
 
 
 def open_streaks(connection: Connection) -> dict[str, OpenStreak]:
-    query = select(flag_history.c.number_id, flag_history.c.id, flag_history.c.flag).where(
-        flag_history.c.resolved_run.is_(None))
-    return {row[0]: OpenStreak(row[1], row[2]) for row in connection.execute(query)}
+    h = flag_history.c
+    query = select(h.number_id, h.id, h.flag, h.monthly_savings, h.currency).where(h.resolved_run.is_(None))
+    return {row[0]: OpenStreak(row[1], row[2], row[3], row[4]) for row in connection.execute(query)}
 
 
 def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of: dt.datetime) -> None:
@@ -35,11 +35,10 @@ def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of:
              "first_flagged_run": run_id, "last_flagged_run": run_id, "monthly_savings": item["monthly_savings"],
              "currency": item["currency"], "resolved_at": None, "resolved_run": None, "resolution": None}
             for item in plan.new))
-    if plan.continued:  # one executemany: every flagged number continues its streak every night
+    if plan.continued:  # the streaks that go on with another flag or saving
         connection.execute(
             update(flag_history).where(flag_history.c.id == bindparam("streak_id")).values(
-                flag=bindparam("flag"), last_flagged_run=run_id, monthly_savings=bindparam("monthly_savings"),
-                currency=bindparam("currency")),
+                flag=bindparam("flag"), monthly_savings=bindparam("monthly_savings"), currency=bindparam("currency")),
             [{"streak_id": item["id"], "flag": item["flag"], "monthly_savings": item["monthly_savings"],
               "currency": item["currency"]} for item in plan.continued])
     if plan.resolved:
@@ -47,6 +46,10 @@ def record_streaks(connection: Connection, plan: StreakPlan, run_id: int, as_of:
             update(flag_history).where(flag_history.c.id == bindparam("streak_id")).values(
                 resolved_at=as_of, resolved_run=run_id, resolution=bindparam("how")),
             [{"streak_id": streak_id, "how": how} for streak_id, how in plan.resolved])
+    # every streak still open goes on to this run: one statement, not a row at a time for every flagged number
+    connection.execute(update(flag_history).where(flag_history.c.resolved_run.is_(None),
+                                                  flag_history.c.last_flagged_run < run_id)
+                       .values(last_flagged_run=run_id))
     set_state(connection, EVALUATED, str(run_id), run_id)
 
 
