@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, func, select, type_coerce
+from sqlalchemy import Column, Connection, Table, and_, func, select, type_coerce
 
 from reconcile.money import from_nanos
 from reconcile.store.schema import (
@@ -118,19 +118,25 @@ def utc_times(texts: Any) -> pd.DatetimeIndex:
 FETCH_ROWS = 10_000
 
 
-def table_frame(connection: Connection, table: Table, where: Any, *order_by: Any,
+def table_frame(connection: Connection, table: Table, where: Any, *order_by: Column[Any],
                 skip: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A table's rows (less the `skip` columns) as a frame, decoded per column (vectorised), not per value.
+    """A table's rows (less the `skip` columns) as a frame, decoded per column (vectorised), not per value,
+    in the order of the `order_by` columns.
 
     Money and UTC columns are read raw and converted vectorised (money once per column,
     times a fetch at a time): for 100,000 versions several times faster than
-    SQLAlchemy's per-value decoding.
+    SQLAlchemy's per-value decoding. The rows are read as the database finds them and
+    sorted here: for an ORDER BY, SQLite walks an index and fetches each row from the
+    table where it lies, page after page out of order (87,000 versions: 0.48 s, against
+    0.22 s read in the table's order and 0.05 s to sort).
     """
     wanted = [c for c in table.columns if c.name not in skip]
     columns = [type_coerce(c, c.type.impl).label(c.name) if isinstance(c.type, Money | UTCDateTime) else c
                for c in wanted]
-    frame = query_frame(connection, select(*columns).where(where).order_by(*order_by),
+    frame = query_frame(connection, select(*columns).where(where),
                         times=tuple(c.name for c in wanted if isinstance(c.type, UTCDateTime)))
+    if order_by and len(frame) > 1:  # Python's order: code points, as SQLite's BINARY (not a server's locale)
+        frame = frame.sort_values([c.name for c in order_by], kind="stable", ignore_index=True)
     for c in wanted:
         if isinstance(c.type, Money):
             frame[c.name] = pd.Series(decimals(frame[c.name].tolist()), index=frame.index, dtype=object)
