@@ -22,6 +22,7 @@ from reconcile.store.schema import (
     agent_versions,
     calls,
     data_issues,
+    number_last_call,
     number_versions,
     open_at,
     sync_runs,
@@ -195,7 +196,18 @@ def number_history(connection: Connection, number_id: str) -> list[dict[str, Any
 
 
 def last_calls(connection: Connection, before: dt.datetime | None = None) -> pd.DataFrame:
-    """Per number: the start of its last call (one pass over the covering index on number and start)."""
+    """Per number: the start of its last call (at or before `before`, when given).
+
+    Each number's newest call is kept as the calls are stored (`number_last_call`): when
+    none of them is after `before` (a nightly as of its newest run), they are the answer,
+    a row per number, however many calls the store holds. Otherwise (a report of a past
+    run) the calls themselves are read: one pass over the covering index on number and start.
+    """
+    newest = connection.execute(select(func.max(number_last_call.c.started_at))).scalar()
+    if before is None or newest is None or newest <= before:
+        kept = select(number_last_call.c.number_id,  # the time raw: query_frame decodes it a fetch at a time
+                      type_coerce(number_last_call.c.started_at, UTCDateTime.impl).label("last_call_at"))
+        return query_frame(connection, kept, times=("last_call_at",))
     query = (
         select(calls.c.number_id,  # the time raw: query_frame decodes it a fetch at a time
                type_coerce(func.max(calls.c.started_at), UTCDateTime.impl).label("last_call_at"))

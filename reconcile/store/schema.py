@@ -118,6 +118,14 @@ calls = Table(
 Index("ix_calls_number_started", calls.c.number_id, calls.c.direction, calls.c.started_at)
 Index("ix_calls_started", calls.c.started_at)
 
+# each number's newest call, kept by every sync as it commits its calls (reconcile.store.staging):
+# the nightly review reads a row per number here, not every call the store has ever held
+number_last_call = Table(
+    "number_last_call", metadata,
+    Column("number_id", String(100), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+)
+
 sync_state = Table(
     "sync_state", metadata,
     Column("key", String(64), primary_key=True),

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconcile.store.schema import calls
-from reconcile.store.writer import Binder, insert_bound
+from reconcile.store.writer import Binder, insert_bound, keep_newest_calls
 
 STAGING = "calls_staging"
 
@@ -54,6 +54,7 @@ class CallStaging:
 
         Into an empty `calls` (a first sync) the secondary indexes are dropped and built
         again after the insert: one sort each instead of a B-tree insert per row.
+        `number_last_call` takes each number's newest call of the batch, when it is newer.
         """
         names = ", ".join(self.bind.names)
         empty = self.connection.execute(select(calls.c.call_id).limit(1)).first() is None
@@ -65,6 +66,8 @@ class CallStaging:
             "ON CONFLICT (call_id) DO NOTHING").rowcount
         for index in rebuilt:
             index.create(self.connection)
+        # into an empty `calls`, its new index on number and start holds each number's newest call in order
+        keep_newest_calls(self.connection, "calls" if empty else STAGING)
         return int(moved)
 
     def __exit__(self, *exc_info: object) -> None:

@@ -198,7 +198,22 @@ def insert_bound(connection: Connection, table: str, names: Sequence[str], tuple
 
 
 def insert_calls(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Calls straight into `calls` (a sync stages its own: `reconcile.store.staging`), newest per number kept."""
     bulk_insert(connection, calls, rows)
+    keep_newest_calls(connection, "calls")
+
+
+def keep_newest_calls(connection: Connection, source: str) -> None:
+    """Each number's newest call in table `source` into `number_last_call`, where it is newer than the one kept.
+
+    Every way into `calls` goes through here, so the nightly review can read a row per
+    number instead of every call (see `reconcile.store.readers.last_calls`).
+    """
+    connection.exec_driver_sql(
+        f"INSERT INTO number_last_call (number_id, started_at) SELECT number_id, max(started_at) "  # noqa: S608
+        f"FROM {source} WHERE number_id IS NOT NULL GROUP BY number_id "
+        "ON CONFLICT (number_id) DO UPDATE SET started_at = excluded.started_at "
+        "WHERE excluded.started_at > number_last_call.started_at")
 
 
 def record_issues(connection: Connection, run_id: int, issues: Iterable[DataIssue]) -> int:
