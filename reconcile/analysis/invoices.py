@@ -71,13 +71,15 @@ class Month:
     unmatched: list[Any] = field(init=False)                           # first lines of keys no rule expects
     classified: list[tuple[Any, str, str]] = field(init=False)         # each unmatched line, its issue and why
     first_invoice: dict[str, str] = field(init=False)                  # currency -> its first invoice
+    fees: list[Any] = field(init=False)                                # the fee lines, read once
 
     def __post_init__(self) -> None:
         self.expected = [fee for number in self.numbers.values() for fee in expected_fees(number, self.period)]
         keys = {fee.key for fee in self.expected}
         self.matched, self.duplicates, self.unmatched = {}, [], []
         seen: set[tuple[Any, ...]] = set()
-        for line in self.fee_lines():
+        self.fees = list(rows(self.lines[self.lines["type"].isin(FEE_TYPES)]))
+        for line in self.fees:
             key = (line.number_id, line.type, line.service_period_start)
             if key in seen:
                 self.duplicates.append(line)
@@ -98,7 +100,7 @@ class Month:
         return currency in self.first_invoice
 
     def fee_lines(self) -> Iterator[Any]:
-        return rows(self.lines[self.lines["type"].isin(FEE_TYPES)])
+        return iter(self.fees)
 
     def phone(self, number_id: str | None) -> str | None:
         facts = self.numbers.get(number_id) if number_id else None
@@ -322,7 +324,10 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
     checks: dict[str, CurrencyCheck] = {}
 
     def of(currency: str) -> CurrencyCheck:
-        return checks.setdefault(currency, CurrencyCheck(currency))
+        made = checks.get(currency)  # not setdefault: that would build a CurrencyCheck for every line
+        if made is None:
+            made = checks[currency] = CurrencyCheck(currency)
+        return made
 
     sums = _line_sums(month.lines)
     for row in rows(month.headers):
@@ -340,7 +345,8 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         line = month.matched.get(fee.key)
         # a matched fee is held to a price that could have been in force (see billing.price_at)
         c.expected_fees_amount += line.amount if line is not None and line.amount in fee.accepted else fee.amount
-    for kind, currency, amount in zip(month.lines["type"], month.lines["currency"], month.lines["amount"], strict=True):
+    for kind, currency, amount in zip(month.lines["type"].tolist(), month.lines["currency"].tolist(),
+                                      month.lines["amount"].tolist(), strict=True):
         if kind == USAGE:
             of(currency).billed_usage += amount
         elif kind not in FEE_TYPES:
@@ -358,7 +364,7 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
 
 def _line_sums(lines: pd.DataFrame) -> dict[str, Decimal]:
     sums: dict[str, Decimal] = defaultdict(Decimal)
-    for invoice_id, amount in zip(lines["invoice_id"], lines["amount"], strict=True):
+    for invoice_id, amount in zip(lines["invoice_id"].tolist(), lines["amount"].tolist(), strict=True):
         sums[invoice_id] += amount
     return sums
 
