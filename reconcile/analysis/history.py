@@ -45,7 +45,8 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
         values = {"flag": flag, "monthly_savings": _value(savings), "currency": _value(currency)}
         streak = open_streaks.get(number_id)
         if streak is not None:
-            if (streak.flag, streak.monthly_savings, streak.currency) != tuple(values.values()):
+            if (streak.flag, streak.monthly_savings, streak.currency) != (flag, values["monthly_savings"],
+                                                                           values["currency"]):
                 plan.continued.append({"id": streak.streak_id, **values})
         else:
             plan.new.append({"number_id": number_id, **values})
