@@ -36,17 +36,17 @@ def work_out(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
     return figures[COLUMNS]
 
 
-def keep(connection: Connection, run_ids: list[int]) -> int:
-    """Work out and keep the figures of those runs that have none kept; the runs worked out.
+def keep(connection: Connection, run_ids: list[int]) -> None:
+    """Work out and keep the figures of those runs that have none kept.
 
     Only for runs whose flags are final (at or before the last evaluated run).
     """
     if not run_ids:
-        return 0
+        return
     kept = set(connection.execute(select(run_totals.c.run_id).where(run_totals.c.run_id.in_(run_ids))).scalars())
     missing = [run_id for run_id in run_ids if run_id not in kept]
     if not missing:
-        return 0
+        return
     figures = work_out(connection, missing)
     if len(figures):
         connection.execute(insert(run_totals), [
@@ -54,7 +54,6 @@ def keep(connection: Connection, run_ids: list[int]) -> int:
              "waste": waste}
             for run_id, currency, numbers, cost, waste in figures[
                 ["run_id", "currency", "numbers", "monthly_cost", "waste"]].itertuples(index=False, name=None)])
-    return len(missing)
 
 
 def trend(connection: Connection, run_ids: list[int]) -> pd.DataFrame:
