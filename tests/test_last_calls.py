@@ -8,11 +8,7 @@ from sqlalchemy import delete, func, select
 from reconcile.store import readers, writer
 from reconcile.store.database import _alembic_config, upgrade
 from reconcile.store.schema import calls, number_last_call
-from reconcile.sync import SyncOptions, run_sync
-
-
-def sync(server, store, make_client):
-    return run_sync(make_client(server), store, clock=lambda: server.account.now, options=SyncOptions(call_slices=2))
+from tests.test_sync import sync
 
 
 def from_every_call(connection, before=None) -> dict:
