@@ -49,7 +49,7 @@ _PR_SET_PDEATHSIG = 1
 def why_not_fork() -> str | None:
     """Why a forked copy would not be safe or worth it here; None when it is: Linux, this the only
     Python thread, a second core to run it on, and memory to spare for a copy as large as this
-    process (a copy shares its pages, but writes some: 140 MB beside a 290 MB report of 100,000
+    process (a copy shares its pages, but writes some: 137 MB beside a 275 MB report of 100,000
     numbers)."""
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return "not Linux"
