@@ -9,9 +9,10 @@ far as the listings reach (released numbers are listed for 400 days).
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress
 from typing import Any
 
 import pandas as pd
@@ -19,7 +20,7 @@ import pandas as pd
 from reconcile.analysis.billing import NumberFacts, price_at
 from reconcile.analysis.focus import FocusExport
 from reconcile.analysis.invoices import Reconciliation
-from reconcile.analysis.nightly import CurrencyTotal, totals_by_currency
+from reconcile.analysis.nightly import CurrencyTotal, counted_totals, totals_by_currency
 from reconcile.money import format_billed
 from reconcile.period import Period
 
@@ -59,18 +60,42 @@ def movement(latest: pd.DataFrame, period: Period) -> Movement:
                     bought.sort_values(["purchased_at", "number_id"]), released.sort_values(["released_at", "number_id"]))
 
 
+@dataclass
+class Prices:
+    """Each number's Truedy monthly price, per row of a frame of numbers, at any time: worked out once.
+
+    Most numbers were seen at one price only; the few seen at several are looked up per time.
+    """
+
+    fixed: list[Decimal | None]        # per row: the one price (None when imported, unpriced or several)
+    varying: dict[int, NumberFacts]    # row -> facts, for the numbers seen at several prices
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, facts: dict[str, NumberFacts]) -> Prices:
+        fixed: list[Decimal | None] = []
+        varying: dict[int, NumberFacts] = {}
+        for row, number_id in enumerate(frame["number_id"].tolist()):
+            number = facts.get(number_id)
+            if number is None or not number.is_truedy_managed or not number.prices:
+                fixed.append(None)
+            elif len(number.prices) == 1:
+                fixed.append(number.prices[0].monthly_cost)
+            else:
+                fixed.append(None)
+                varying[row] = number
+        return cls(fixed, varying)
+
+    def at(self, when: dt.datetime) -> list[Decimal | None]:
+        """Per row, the price in force at `when` (None for imported numbers)."""
+        costs = self.fixed.copy()
+        for row, number in self.varying.items():
+            costs[row] = price_at(number.prices, when)[0]
+        return costs
+
+
 def cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime) -> list[Decimal | None]:
     """Each number's Truedy monthly price in force at `at` (None for imported numbers)."""
-    costs: list[Decimal | None] = []
-    for number_id in latest["number_id"].tolist():
-        number = facts.get(number_id)
-        if number is None or not number.is_truedy_managed or not number.prices:
-            costs.append(None)
-        elif len(number.prices) == 1:  # most numbers: one price ever seen
-            costs.append(number.prices[0].monthly_cost)
-        else:
-            costs.append(price_at(number.prices, at)[0])
-    return costs
+    return Prices.of(latest, facts).at(at)
 
 
 def with_cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime,
@@ -86,18 +111,15 @@ def with_cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.dat
 
 
 def recurring_by(held: pd.DataFrame, key: str) -> list[dict[str, Any]]:
-    """Per value of `key`: numbers, and the Truedy monthly cost per currency."""
+    """Per value of `key`: numbers, and the Truedy monthly cost per currency (each distinct row counted once)."""
     numbers: dict[str, int] = defaultdict(int)
-    amounts: dict[str, list[Any]] = defaultdict(list)
-    currencies: dict[str, list[Any]] = defaultdict(list)
-    for value, cost, currency in zip(held[key].tolist(), held["cost_at"].tolist(), held["currency"].tolist(),
-                                     strict=True):
+    costs: dict[str, list[tuple[tuple[Any, Any], int]]] = defaultdict(list)
+    for (value, cost, currency), count in Counter(zip(held[key].tolist(), held["cost_at"].tolist(),
+                                                      held["currency"].tolist(), strict=True)).items():
         name = value if isinstance(value, str) else "(none)"
-        numbers[name] += 1
-        amounts[name].append(cost)
-        currencies[name].append(currency)
-    rows = [{"key": name, "numbers": numbers[name], "cost": totals_by_currency(amounts[name], currencies[name])}
-            for name in numbers]
+        numbers[name] += count
+        costs[name].append(((cost, currency), count))
+    rows = [{"key": name, "numbers": numbers[name], "cost": counted_totals(costs[name])} for name in numbers]
     return sorted(rows, key=lambda r: (-r["numbers"], r["key"]))
 
 
@@ -116,12 +138,17 @@ def month_rows(latest: pd.DataFrame, facts: dict[str, NumberFacts], headers: pd.
                held: pd.DataFrame, moved: Movement, months: int = 6) -> list[MonthRow]:
     """The review's month (its `held` numbers and movement already worked out) and the ones before it, oldest first."""
     rows = []
+    prices, currencies = Prices.of(latest, facts), latest["currency"].tolist()
     for back in range(months - 1, -1, -1):
         month = period.shifted(-back)
-        month_held, m = (held, moved) if back == 0 else (with_cost_at(latest, facts, month.end), movement(latest, month))
+        if back == 0:
+            m, recurring = moved, totals_by_currency(held["cost_at"].tolist(), held["currency"].tolist())
+        else:  # the numbers held at the month's end, at the prices then
+            owned = holdings(latest, month.end).tolist()
+            m, recurring = movement(latest, month), totals_by_currency(
+                compress(prices.at(month.end), owned), compress(currencies, owned))
         invoiced = headers[headers["period_start"] == month.first] if len(headers) else headers
-        rows.append(MonthRow(month, m.closing, len(m.bought), len(m.released),
-                             totals_by_currency(month_held["cost_at"].tolist(), month_held["currency"].tolist()),
+        rows.append(MonthRow(month, m.closing, len(m.bought), len(m.released), recurring,
                              totals_by_currency(invoiced["total"], invoiced["currency"]) if len(invoiced) else []))
     return rows
 

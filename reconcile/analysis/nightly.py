@@ -7,7 +7,7 @@ is a sum over the same rows the CSVs hold, so the page and the files agree to th
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,17 +27,27 @@ class CurrencyTotal:
 
 
 def totals_by_currency(amounts: Iterable[Any], currencies: Iterable[Any]) -> list[CurrencyTotal]:
-    """Sum Decimal amounts per currency; blanks are left out (count them separately)."""
+    """Sum Decimal amounts per currency; blanks are left out (count them separately).
+
+    An account has a few prices among its many numbers: each distinct (amount, currency) is
+    counted (`Counter`, at C speed), then multiplied by its count: exact, as adding it that
+    many times. Equal amounts count as one (the store's are normalised: one spelling each).
+    """
     if isinstance(amounts, pd.Series):
         amounts = amounts.tolist()
     if isinstance(currencies, pd.Series):
         currencies = currencies.tolist()
+    return counted_totals(Counter(zip(amounts, currencies, strict=True)).items())
+
+
+def counted_totals(counted: Iterable[tuple[tuple[Any, Any], int]]) -> list[CurrencyTotal]:
+    """Per currency, the sum of ((amount, currency), count) pairs: amount times count (see `totals_by_currency`)."""
     sums: dict[str, Decimal] = defaultdict(Decimal)
     counts: dict[str, int] = defaultdict(int)
-    for amount, currency in zip(amounts, currencies, strict=True):
+    for (amount, currency), count in counted:
         if isinstance(amount, Decimal) and isinstance(currency, str):
-            sums[currency] += amount
-            counts[currency] += 1
+            sums[currency] += amount * count
+            counts[currency] += count
     return [CurrencyTotal(c, sums[c], counts[c]) for c in sorted(sums)]
 
 
@@ -112,38 +122,38 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
 
 def breakdown(frame: pd.DataFrame, keys: list[Any], label: str) -> pd.DataFrame:
     """Numbers, flagged numbers, monthly cost and savings per key (one per row of `frame`; blank is
-    "(none)"), money per currency, in one pass."""
+    "(none)"), money per currency: each distinct row of those counted once (see `totals_by_currency`)."""
     numbers: dict[str, int] = defaultdict(int)
     flagged: dict[str, int] = defaultdict(int)
     cost: dict[tuple[str, str], list[Any]] = {}    # (key, currency) -> [sum, count]
     saving: dict[tuple[str, str], list[Any]] = {}
-    for k, flag, amount, currency, save in zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(),
-                                               frame["currency"].tolist(), frame["monthly_savings"].tolist(),
-                                               strict=True):
+    distinct = Counter(zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(), frame["currency"].tolist(),
+                           frame["monthly_savings"].tolist(), strict=True))
+    for (k, flag, amount, currency, save), count in distinct.items():
         if not isinstance(k, str):
             k = "(none)"
-        numbers[k] += 1
+        numbers[k] += count
         if flag:
-            flagged[k] += 1
+            flagged[k] += count
         if not isinstance(currency, str):
             continue
         if isinstance(amount, Decimal):
-            _add(cost, (k, currency), amount)
+            _add(cost, (k, currency), amount, count)
         if flag and isinstance(save, Decimal):
-            _add(saving, (k, currency), save)
+            _add(saving, (k, currency), save, count)
     cost_by, saving_by = _by_key(cost), _by_key(saving)
     rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k], "monthly_cost": cost_by.get(k, []),
              "savings": saving_by.get(k, [])} for k in sorted(numbers)]
     return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
 
 
-def _add(sums: dict[tuple[str, str], list[Any]], at: tuple[str, str], amount: Decimal) -> None:
+def _add(sums: dict[tuple[str, str], list[Any]], at: tuple[str, str], amount: Decimal, count: int) -> None:
     total = sums.get(at)
     if total is None:
-        sums[at] = [Decimal(0) + amount, 1]  # from zero, as totals_by_currency sums
+        sums[at] = [Decimal(0) + amount * count, count]  # from zero, as totals_by_currency sums
     else:
-        total[0] += amount
-        total[1] += 1
+        total[0] += amount * count
+        total[1] += count
 
 
 def _by_key(sums: dict[tuple[str, str], list[Any]]) -> dict[str, list[CurrencyTotal]]:
