@@ -224,21 +224,28 @@ check("unknown_number", "a fee for a number the API does not know")(_unmatched("
 def _usage_mismatch(month: Month) -> Iterator[Finding]:
     if month.usage is None:
         return
-    billed: dict[tuple[str | None, str], list[Any]] = defaultdict(list)
-    for line in rows(month.lines[month.lines["type"] == USAGE]):
-        billed[(line.number_id, line.currency)].append(line)
+    lines = month.lines[month.lines["type"] == USAGE]
+    billed: dict[tuple[str | None, str], Decimal] = {}   # (number, currency) -> the sum of its lines
+    first: dict[tuple[str | None, str], int] = {}        # -> its first line's position in `lines`
+    for at, (number_id, currency, amount) in enumerate(zip(
+            lines["number_id"].tolist(), lines["currency"].tolist(), lines["amount"].tolist(), strict=True)):
+        key = (number_id, currency)
+        if key in billed:
+            billed[key] += amount
+        else:
+            billed[key], first[key] = ZERO + amount, at
     keys = set(billed) | {key for key, used in month.usage.items() if used.cost != ZERO and month.invoiced(key[1])}
-    for key in sorted(keys, key=lambda k: (k[1], k[0] or "")):
+    nothing = CallUsage(ZERO, 0, 0)
+    wrong = [key for key in keys if billed.get(key, ZERO) != month.usage.get(key, nothing).cost]
+    table = list(rows(lines)) if wrong else []
+    for key in sorted(wrong, key=lambda k: (k[1], k[0] or "")):
         number_id, currency = key
-        used = month.usage.get(key, CallUsage(ZERO, 0, 0))
-        items = billed.get(key, [])
-        total = sum((item.amount for item in items), ZERO)
-        if total == used.cost:
-            continue
+        used = month.usage.get(key, nothing)
         detail = (f"{used.calls} call(s), {used.minutes} billed minute(s) in the store cost "
-                  f"{format_amount(used.cost, currency)} {currency}" + ("" if items else "; no call_usage line"))
-        if items:
-            yield month.from_line("usage_mismatch", items[0], used.cost, total, detail, number_id=number_id or "")
+                  f"{format_amount(used.cost, currency)} {currency}" + ("" if key in billed else "; no call_usage line"))
+        if key in billed:
+            yield month.from_line("usage_mismatch", table[first[key]], used.cost, billed[key], detail,
+                                  number_id=number_id or "")
         else:
             yield Finding(month.first_invoice.get(currency, ""), None, number_id or "", month.phone(number_id),
                           "usage_mismatch", used.cost, ZERO, -used.cost, currency, month.period.first,
