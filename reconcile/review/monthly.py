@@ -6,13 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from reconcile.analysis import monthly
 from reconcile.analysis.agents import by_agent
 from reconcile.analysis.billing import NumberFacts
 from reconcile.analysis.focus import FocusExport
-from reconcile.analysis.invoices import reconcile_invoices
+from reconcile.analysis.invoices import Usage, reconcile_invoices
 from reconcile.analysis.monthly import MonthlyReview
 from reconcile.analysis.nightly import totals_by_currency
 from reconcile.clock import format_timestamp
@@ -53,6 +53,8 @@ class MonthInputs:
     lines: pd.DataFrame
     newest: SyncRun | None
     names: dict[str, str]
+    covered: dt.datetime | None   # from when every call is in the store
+    usage: Usage | None           # the month's calls per number and currency (None when not all are stored)
 
 
 def read_month(engine: Engine, period: Period) -> MonthInputs:
@@ -61,15 +63,23 @@ def read_month(engine: Engine, period: Period) -> MonthInputs:
         headers = invoice_store.headers_frame(connection)
     month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
     ids = _invoice_ids(month_headers)
-    with read_alongside(engine, lambda connection: invoice_store.lines_frame(connection, ids),
-                        "reading the invoice lines") as reading:  # the lines and the facts: two reads, two cores
+
+    def lines_and_usage(connection: Connection) -> tuple[pd.DataFrame, dt.datetime | None, Usage | None]:
+        covered = invoice_store.calls_covered_from(connection)
+        usage = (invoice_store.usage_by_number(connection, period.start, period.end)
+                 if covered is not None and covered <= period.start else None)
+        return invoice_store.lines_frame(connection, ids), covered, usage
+
+    # the lines and the calls' usage beside the numbers' facts: two reads, two cores
+    with read_alongside(engine, lines_and_usage, "reading the invoice lines and the month's calls") as reading:
         with engine.connect() as connection:
             facts, latest = invoice_store.number_facts(connection)
             newest = readers.latest_complete_run(connection)
             agents = (readers.agents_as_of(connection, newest.id) if newest
                       else pd.DataFrame(columns=["agent_id", "name"]))
-        lines = reading.result()
-    return MonthInputs(period, facts, latest, headers, month_headers, lines, newest, by_agent(agents, "name"))
+        lines, covered, usage = reading.result()
+    return MonthInputs(period, facts, latest, headers, month_headers, lines, newest, by_agent(agents, "name"),
+                       covered, usage)
 
 
 def focus_export(settings: Settings, month: MonthInputs) -> FocusExport:
@@ -82,11 +92,9 @@ def focus_export(settings: Settings, month: MonthInputs) -> FocusExport:
 def review_month(engine: Engine, month: MonthInputs, now: dt.datetime, focus: FocusExport) -> MonthlyReview:
     """The review of a month (`read_month`, then the usage, flags and release plans it reads here)."""
     period, lines, facts, latest = month.period, month.lines, month.facts, month.latest
+    covered, usage = month.covered, month.usage
     with engine.connect() as connection:
         issues = invoice_store.issues_frame(connection, _invoice_ids(month.month_headers))
-        covered = invoice_store.calls_covered_from(connection)
-        usage_ok = covered is not None and covered <= period.start
-        usage = invoice_store.usage_by_number(connection, period.start, period.end) if usage_ok else None
         closing_run = readers.latest_complete_run(connection, at=period.end - dt.timedelta(microseconds=1))
         waste = (flag_store.waste_by_run(connection, [closing_run.id]) if closing_run
                  else pd.DataFrame(columns=["run_id", "currency", "flagged", "waste"]))
@@ -94,7 +102,7 @@ def review_month(engine: Engine, month: MonthInputs, now: dt.datetime, focus: Fo
     if len(realised):
         seen = pd.to_datetime(realised["released_seen_at"], utc=True)
         realised = realised[(seen >= period.start) & (seen < period.end)]
-    note = "" if usage_ok else (
+    note = "" if usage is not None else (
         f"calls are in the store only from {format_timestamp(covered)}: usage lines are not checked for {period}"
         if covered else "no calls in the store: usage lines are not checked")
     ever = plan_store.released_between(engine, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), period.end)
