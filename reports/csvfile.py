@@ -110,16 +110,18 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
     # pandas' "str" holds text or NaN (its blank), so its kinds are known; "string" blanks are pd.NA
     kinds = {str, float} if column.dtype == "str" else set(map(type, values))
     if kinds <= _TEXT_KINDS and (float not in kinds or all(v != v for v in values if type(v) is float)):
-        # the usual text column (a float there is pandas' NaN for missing): one comprehension, no dispatch;
-        # a formula starts with one of FORMULA_START's characters, so the first one tells
-        return ["" if value is None or value != value else neutralise(value) if value[:1] in _FORMULA_FIRST
-                else value for value in values]
+        # the usual text column (a float there is pandas' NaN for missing): each distinct text formatted once
+        # (a column often holds a few: a currency, a type), then looked up at C speed; a formula starts with
+        # one of FORMULA_START's characters, so the first one tells
+        shown = {value: "" if value is None or value != value else neutralise(value) if value[:1] in _FORMULA_FIRST
+                 else value for value in set(values)}
+        return list(map(shown.__getitem__, values))
     if currencies is None:
         currencies = [None] * len(values)
     if kinds <= _MONEY_KINDS:  # an amount column: each (amount, currency) formatted once
-        amounts: dict[tuple[Decimal, str | None], str] = {}
-        return ["" if value is None else amounts.get((value, currency)) or amounts.setdefault(
-            (value, currency), format_amount(value, currency)) for value, currency in zip(values, currencies, strict=True)]
+        pairs = list(zip(values, currencies, strict=True))
+        amounts = {pair: "" if pair[0] is None else format_amount(*pair) for pair in set(pairs)}
+        return list(map(amounts.__getitem__, pairs))
     out: list[str] = []
     amounts = {}  # prices repeat: format each once
     for value, currency in zip(values, currencies, strict=True):

@@ -59,10 +59,12 @@ def stamp(day: dt.date) -> str:
 
 def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbers: dict[str, NumberFacts],
                attributes: dict[str, dict[str, str]], estimates: dict[str, tuple[Decimal | None, str]],
-               account: tuple[str, str] = ("truedy", "Truedy")) -> pd.DataFrame:
+               account: tuple[str, str] = ("truedy", "Truedy"), tags: dict[str | None, str] | None = None
+               ) -> pd.DataFrame:
     """FOCUS rows for `period`: the invoices' lines, then the imported numbers' estimated carrier fees.
 
-    `account`: the (id, name) of the Truedy account the invoices are billed to.
+    `account`: the (id, name) of the Truedy account the invoices are billed to. `tags`: each
+    number's Tags text, kept from slice to slice (a number's lines fall in several).
 
     `attributes` maps a number id to its tags (country, type, agent...); `estimates`
     maps an imported provider to its configured (monthly amount, currency). Built
@@ -70,7 +72,7 @@ def focus_rows(period: Period, headers: pd.DataFrame, lines: pd.DataFrame, numbe
     """
     bills = {row.invoice_id: (stamp(row.period_start), stamp(row.period_end + dt.timedelta(days=1)))
              for row in rows(headers)}
-    tags: dict[str | None, str] = {}
+    tags = {} if tags is None else tags
 
     def tags_of(number_id: str | None) -> str:
         text = tags.get(number_id)
@@ -171,9 +173,10 @@ class FocusExport:
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """focus.csv: the invoice lines."""
+        tags: dict[str | None, str] = {}
         for start in range(0, len(self.lines), self.chunk):
             yield focus_rows(self.period, self.headers, self.lines.iloc[start:start + self.chunk], {},
-                             self.attributes, {}, self.account)
+                             self.attributes, {}, self.account, tags)
 
     def estimate_rows(self) -> pd.DataFrame:
         """carrier_estimates.csv: imported numbers' configured carrier fees, billed by no Truedy invoice."""
