@@ -23,6 +23,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(FORMULA_START)  # each a single character
 _TEXT_KINDS = {str, type(None), float}  # float: pandas' NaN for a missing text
 _MONEY_KINDS = {Decimal, type(None)}
+REPEATS_SAMPLE = 2_000  # the first rows of a text column tell whether its texts repeat
 
 
 def neutralise(text: str) -> str:
@@ -107,15 +108,18 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
     if pd.api.types.is_integer_dtype(column):
         return [str(value) for value in column.tolist()]
     values = column.tolist()  # plain Python objects: iterating a pandas array value by value is slow
-    # pandas' "str" holds text or NaN (its blank), so its kinds are known; "string" blanks are pd.NA
-    kinds = {str, float} if column.dtype == "str" else set(map(type, values))
+    # pandas' "str" holds text or NaN (its blank): text, with no need to look; "string" blanks are pd.NA
+    kinds = {str} if column.dtype == "str" else set(map(type, values))
     if kinds <= _TEXT_KINDS and (float not in kinds or all(v != v for v in values if type(v) is float)):
-        # the usual text column (a float there is pandas' NaN for missing): each distinct text formatted once
-        # (a column often holds a few: a currency, a type), then looked up at C speed; a formula starts with
-        # one of FORMULA_START's characters, so the first one tells
-        shown = {value: "" if value is None or value != value else neutralise(value) if value[:1] in _FORMULA_FIRST
-                 else value for value in set(values)}
-        return list(map(shown.__getitem__, values))
+        # the usual text column (a float there is pandas' NaN for missing); a formula starts with one of
+        # FORMULA_START's characters, so the first one tells. A column of few texts (a currency, a type, a
+        # constant) formats each distinct text once and looks the rest up at C speed; ids go one by one
+        if len(set(values[:REPEATS_SAMPLE])) * 2 < min(len(values), REPEATS_SAMPLE):
+            shown = {value: "" if value is None or value != value else neutralise(value)
+                     if value[:1] in _FORMULA_FIRST else value for value in set(values)}
+            return list(map(shown.__getitem__, values))
+        return ["" if value is None or value != value else neutralise(value) if value[:1] in _FORMULA_FIRST
+                else value for value in values]
     if currencies is None:
         currencies = [None] * len(values)
     if kinds <= _MONEY_KINDS:  # an amount column: each (amount, currency) formatted once
