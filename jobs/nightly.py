@@ -20,7 +20,7 @@ from reconcile.jobs.runtime import make_client, sync_options, webhook_for
 from reconcile.money import format_money
 from reconcile.progress import Progress, progress_for
 from reconcile.reports.nightly import NightlyFiles, render_nightly
-from reconcile.review.nightly import evaluate_run, settings_view, summarise_run
+from reconcile.review.nightly import evaluate_run, record_flags, settings_view, summarise_run
 from reconcile.sync import SyncSummary, run_sync
 
 log = logging.getLogger("reconcile.nightly")
@@ -63,9 +63,14 @@ def default_out_dir(settings: Settings, as_of: dt.datetime) -> Path:
 def report_nightly(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
                    out_dir: Path | None = None) -> NightlyOutcome:
     """The nightly report of the newest complete run (at or before `as_of`), from the store."""
-    evaluation = evaluate_run(settings, engine, as_of)
-    summary, files = render_nightly(evaluation.result, lambda: summarise_run(settings, engine, evaluation),
-                                    settings_view(settings), out_dir or default_out_dir(settings, evaluation.at))
+    evaluation = evaluate_run(settings, engine, as_of, record_history=False)
+
+    def summarise() -> NightlySummary:  # while the flag files are written alongside: record the flags, then sum up
+        record_flags(settings, engine, evaluation)
+        return summarise_run(settings, engine, evaluation)
+
+    summary, files = render_nightly(evaluation.result, summarise, settings_view(settings),
+                                    out_dir or default_out_dir(settings, evaluation.at))
     return NightlyOutcome(None, summary, evaluation.result, files)
 
 

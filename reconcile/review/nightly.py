@@ -50,7 +50,7 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
     """Evaluate the flags for the newest complete run at or before `as_of`.
 
     When that run is the newest and not evaluated yet (and `as_of` is the run's own
-    time), its flag streaks are recorded in the flag history.
+    time), its flag streaks are recorded in the flag history (see `record_flags`).
     """
     with engine.connect() as connection:
         run = readers.latest_complete_run(connection, at=as_of)
@@ -68,15 +68,27 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
         with engine.connect() as connection:
             inventory = readers.inventory_as_of(connection, run.id, LIVE, skip=NOT_REVIEWED)
             agents = readers.agents_as_of(connection, run.id)
-            evaluated = flag_store.last_evaluated_run(connection)
         last_calls, first_flagged, kept = reading.result()
     flags = dataclasses.replace(settings.flags, protect_number_ids=settings.flags.protect_number_ids | kept)
     result = evaluate_flags(inventory, agents, last_calls, at, flags, settings.carrier_costs, first_flagged)
-    if record_history and newest is not None and run.id == newest.id and run.id > evaluated and at == run.as_of:
-        with engine.begin() as connection:
-            plan = plan_streaks(flag_store.open_streaks(connection), result.inventory, settings.flags)
-            flag_store.record_streaks(connection, plan, run.id, run.as_of)
-    return Evaluation(run, at, inventory, agents, result, newest=newest is not None and run.id == newest.id)
+    evaluation = Evaluation(run, at, inventory, agents, result, newest=newest is not None and run.id == newest.id)
+    if record_history:
+        record_flags(settings, engine, evaluation)
+    return evaluation
+
+
+def record_flags(settings: Settings, engine: Engine, evaluation: Evaluation) -> None:
+    """Record the evaluation's flag streaks in the flag history: only for the newest run, evaluated at its own
+    time, once (`evaluate_run` does it unless told not to; the nightly report does it while its files are
+    written alongside)."""
+    run = evaluation.run
+    if not evaluation.newest or evaluation.at != run.as_of:
+        return
+    with engine.begin() as connection:
+        if run.id <= flag_store.last_evaluated_run(connection):
+            return
+        plan = plan_streaks(flag_store.open_streaks(connection), evaluation.result.inventory, settings.flags)
+        flag_store.record_streaks(connection, plan, run.id, run.as_of)
 
 
 def routing_of(settings: Settings, evaluation: Evaluation) -> Routing:
