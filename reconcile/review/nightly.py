@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from reconcile.store import flags as flag_store
 from reconcile.store import keeps as keep_store
 from reconcile.store import readers
 from reconcile.store import trend as trend_store
-from reconcile.store.database import read_alongside
+from reconcile.store.database import read_alongside, write_beside
 from reconcile.store.readers import SyncRun
 from reconcile.store.writer import get_state, set_state
 
@@ -111,22 +112,27 @@ def summarise_run(settings: Settings, engine: Engine, evaluation: Evaluation,
     with engine.connect() as connection:
         complete = [r for r in readers.runs(connection, limit=TREND_RUNS + 50, status="complete") if r.id <= run.id]
     trend_runs = [r.id for r in complete[:TREND_RUNS]]
-    if record_history:  # the runs whose flags are final keep their trend figures: each worked out once
-        with engine.begin() as connection:
-            evaluated = flag_store.last_evaluated_run(connection)
-            trend_store.keep(connection, [run_id for run_id in trend_runs if run_id <= evaluated])
+
+    def keep_totals(connection: Connection) -> None:  # the runs whose flags are final: each worked out once
+        evaluated = flag_store.last_evaluated_run(connection)
+        trend_store.keep(connection, [run_id for run_id in trend_runs if run_id <= evaluated])
+
+    # the trend's totals are summed by the database on a thread, while the changes and routing are worked out
+    with write_beside(engine, keep_totals, "run-totals") if record_history else nullcontext():
+        with engine.connect() as connection:
+            previous_run = readers.previous_complete_run(connection, run.id)
+            previous_inventory = readers.changed_since(connection, previous_run.id, run.id) if previous_run else None
+            events = flag_store.streak_events(connection, run.id)
+            issues = readers.issues_for_run(connection, run.id)
+            realised = flag_store.realised_savings(connection, until_run=run.id)
+        changes = changes_between(previous_inventory, evaluation.inventory, events, run.id,
+                                  previous_run.id if previous_run else None)
+        unrouted = phones(evaluation.result.flagged, routing_of(settings, evaluation).unrouted)
     with engine.connect() as connection:
-        previous_run = readers.previous_complete_run(connection, run.id)
-        previous_inventory = readers.changed_since(connection, previous_run.id, run.id) if previous_run else None
-        events = flag_store.streak_events(connection, run.id)
         trend = trend_store.trend(connection, trend_runs)
-        issues = readers.issues_for_run(connection, run.id)
-        realised = flag_store.realised_savings(connection, until_run=run.id)
-    changes = changes_between(previous_inventory, evaluation.inventory, events, run.id,
-                              previous_run.id if previous_run else None)
     summary = summarise(evaluation.result, run.id, previous_run.as_of if previous_run else None, changes,
                         evaluation.agents, issues, trend, realised)
-    summary.unrouted = phones(evaluation.result.flagged, routing_of(settings, evaluation).unrouted)
+    summary.unrouted = unrouted
     if record_history and evaluation.newest:
         with engine.begin() as connection:
             set_state(connection, UNROUTED, json.dumps({"run_id": run.id, "numbers": summary.unrouted}), run.id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +71,34 @@ def read_alongside(engine: Engine, read: Callable[[Connection], T], what: str) -
 
     in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
     return alongside(work, what, fork=False if in_memory else None)
+
+
+@contextmanager
+def write_beside(engine: Engine, write: Callable[[Connection], None], what: str) -> Iterator[None]:
+    """`write(connection)` in a transaction of its own on a thread, while the block goes on; leaving the block
+    waits for it (and raises its error).
+
+    For writes that wait on the database, not on Python (an aggregate query, then a few rows): the
+    database works while the block holds the GIL. The block must not read what `write` writes. An
+    in-memory SQLite store is one connection's own (another thread would see another database): there
+    it is written here, before the block.
+    """
+    def work() -> None:
+        with engine.begin() as connection:
+            write(connection)
+
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        work()
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=what) as pool:
+        done = pool.submit(work)
+        try:
+            yield
+        finally:
+            error = done.exception()
+        if error is not None:
+            raise error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
