@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reconcile.alongside import alongside
 from reconcile.analysis.flags import FLAGGED_COLUMNS, INVENTORY_COLUMNS, FlagResult
@@ -68,9 +68,10 @@ def totals_html(totals: list[CurrencyTotal], kind: str) -> Markup:
     as a template macro: the by-agent table calls it twice for each of thousands of agents."""
     if not totals:
         return Markup('<span class="muted">none</span>')
-    return Markup("<br>").join(
-        Markup('<span class="money" data-total="{}" data-currency="{}" data-count="{}">{} {}</span>').format(
-            kind, t.currency, t.count, format_display(t.amount, t.currency), t.currency) for t in totals)
+    return Markup("<br>".join(  # f-strings over escape(): Markup.format runs a Python formatter per field
+        f'<span class="money" data-total="{escape(kind)}" data-currency="{escape(t.currency)}" '
+        f'data-count="{escape(t.count)}">{escape(format_display(t.amount, t.currency))} {escape(t.currency)}</span>'
+        for t in totals))
 
 
 def flagged_json(flagged: pd.DataFrame) -> str:
