@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -53,17 +54,14 @@ def route(flagged: pd.DataFrame, agents: pd.DataFrame, owner_key: str, default_r
     metadata = by_agent(agents, "metadata")
     routing = Routing()
     defaults = tuple(default_recipients)
-    for number_id, inbound, outbound in zip(flagged["number_id"], flagged["inbound_agent_id"],
-                                            flagged["outbound_agent_id"], strict=True):
-        owners = set()
-        for agent_id in (inbound, outbound):
-            value = metadata.get(agent_id, {}).get(owner_key) if isinstance(agent_id, str) else None
-            if value is None:
-                continue
-            if is_email(value.strip()):
-                owners.add(value.strip().lower())
-            else:
-                routing.bad_owner_values += 1
+    known: dict[tuple[Any, Any], tuple[set[str], int]] = {}  # agent pairs repeat: each one's owners read once
+    for number_id, pair in zip(flagged["number_id"].tolist(), zip(
+            flagged["inbound_agent_id"].tolist(), flagged["outbound_agent_id"].tolist(), strict=True), strict=True):
+        found = known.get(pair)
+        if found is None:
+            found = known[pair] = _owners(pair, metadata, owner_key)
+        owners, bad = found
+        routing.bad_owner_values += bad
         for owner in owners:
             routing.numbers[owner].add(number_id)
             routing.roles[owner].add("owner")
@@ -74,9 +72,24 @@ def route(flagged: pd.DataFrame, agents: pd.DataFrame, owner_key: str, default_r
             if not defaults:
                 routing.unrouted.append(number_id)
     for recipient in finance_recipients:
-        routing.numbers[recipient].update(flagged["number_id"])
+        routing.numbers[recipient].update(flagged["number_id"].tolist())
         routing.roles[recipient].add("finance")
     return routing
+
+
+def _owners(agent_ids: tuple[Any, Any], metadata: Mapping[str, dict[str, Any]], owner_key: str) -> tuple[set[str], int]:
+    """The owners named in a number's agents' metadata (e-mail addresses, lower case), and how many values
+    under `owner_key` were not an address."""
+    owners, bad = set(), 0
+    for agent_id in agent_ids:
+        value = metadata.get(agent_id, {}).get(owner_key) if isinstance(agent_id, str) else None
+        if value is None:
+            continue
+        if is_email(value.strip()):
+            owners.add(value.strip().lower())
+        else:
+            bad += 1
+    return owners, bad
 
 
 def unrouted_line(numbers: list[str], shown: int = 10) -> str:

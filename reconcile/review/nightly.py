@@ -101,7 +101,7 @@ def routing_of(settings: Settings, evaluation: Evaluation) -> Routing:
 
 def phones(flagged: pd.DataFrame, number_ids: list[str]) -> list[str]:
     """The phone numbers of some flagged numbers, in the order given."""
-    by_id = dict(zip(flagged["number_id"], flagged["phone_number"], strict=True))
+    by_id = dict(zip(flagged["number_id"].tolist(), flagged["phone_number"].tolist(), strict=True))
     return [str(by_id.get(number_id) or number_id) for number_id in number_ids]
 
 
