@@ -16,8 +16,8 @@ accepted (we cannot know which side of the renewal the change fell on).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from reconcile.period import Period, add_months, midnight
 
@@ -47,9 +47,12 @@ def renewal_charged(start: dt.date, released_at: dt.datetime | None) -> bool:
     return released_at is None or released_at >= midnight(start)
 
 
-@dataclass(frozen=True)
-class PriceObservation:
-    """A monthly price seen from `first_seen` (a run's as_of) to `last_seen` (None: still current)."""
+class PriceObservation(NamedTuple):
+    """A monthly price seen from `first_seen` (a run's as_of) to `last_seen` (None: still current).
+
+    This and the other records a month's review makes one of per number are named tuples: made
+    at C speed (a frozen dataclass sets each field through `object.__setattr__`).
+    """
 
     first_seen: dt.datetime
     last_seen: dt.datetime | None
@@ -80,6 +83,8 @@ def price_at(observations: tuple[PriceObservation, ...], when: dt.datetime) -> t
 
 def merge_observations(observations: list[PriceObservation]) -> tuple[PriceObservation, ...]:
     """Oldest first, with consecutive observations of the same price joined into one."""
+    if len(observations) < 2:  # most numbers: one version, one price
+        return tuple(observations)
     merged: list[PriceObservation] = []
     for observation in sorted(observations, key=lambda o: o.first_seen):
         if merged and merged[-1].monthly_cost == observation.monthly_cost:
@@ -89,8 +94,7 @@ def merge_observations(observations: list[PriceObservation]) -> tuple[PriceObser
     return tuple(merged)
 
 
-@dataclass(frozen=True)
-class NumberFacts:
+class NumberFacts(NamedTuple):
     """What billing needs to know about one number, from the store's history."""
 
     number_id: str
@@ -104,8 +108,7 @@ class NumberFacts:
     prices: tuple[PriceObservation, ...] = ()
 
 
-@dataclass(frozen=True)
-class ExpectedFee:
+class ExpectedFee(NamedTuple):
     number_id: str
     phone_number: str | None
     type: str
