@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine
@@ -64,9 +65,9 @@ def read_month(engine: Engine, period: Period) -> MonthInputs:
     month_headers = headers[headers["period_start"] == period.first].reset_index(drop=True) if len(headers) else headers
     ids = _invoice_ids(month_headers)
 
-    def lines_and_usage(connection: Connection) -> tuple[pd.DataFrame, dt.datetime | None, Usage | None]:
+    def lines_and_usage(connection: Connection) -> tuple[pd.DataFrame, dt.datetime | None, list[Any] | None]:
         covered = invoice_store.calls_covered_from(connection)
-        usage = (invoice_store.usage_by_number(connection, period.start, period.end)
+        usage = (invoice_store.usage_rows(connection, period.start, period.end)
                  if covered is not None and covered <= period.start else None)
         return invoice_store.lines_frame(connection, ids), covered, usage
 
@@ -79,7 +80,7 @@ def read_month(engine: Engine, period: Period) -> MonthInputs:
                       else pd.DataFrame(columns=["agent_id", "name"]))
         lines, covered, usage = reading.result()
     return MonthInputs(period, facts, latest, headers, month_headers, lines, newest, by_agent(agents, "name"),
-                       covered, usage)
+                       covered, None if usage is None else invoice_store.usage_of(usage))
 
 
 def focus_export(settings: Settings, month: MonthInputs) -> FocusExport:

@@ -212,14 +212,25 @@ def calls_covered_from(connection: Connection) -> dt.datetime | None:
 
 def usage_by_number(connection: Connection, start: dt.datetime, end: dt.datetime) -> Usage:
     """Per (number_id or None for web calls, currency): the usage of the calls started in [start, end)."""
+    return usage_of(usage_rows(connection, start, end))
+
+
+def usage_rows(connection: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """`usage_by_number`'s rows as the database sums them (money as whole units and nano remainders): plain
+    values, cheap to hand from a forked reader to its parent (a Decimal pickles as its text)."""
     minutes = (calls.c.duration_seconds + 59) // 60  # whole minutes started: integer division on both engines
     query = (select(calls.c.number_id, calls.c.cost_currency,
                     *money_sum(calls.c.cost_amount, "cost"), func.count(),
                     func.sum(minutes))
              .where(calls.c.started_at >= start, calls.c.started_at < end)
              .group_by(calls.c.number_id, calls.c.cost_currency))
+    return [tuple(row) for row in connection.execute(query)]
+
+
+def usage_of(rows: list[tuple[Any, ...]]) -> Usage:
+    """The usage per (number_id, currency) of `usage_rows`."""
     return {(row[0], row[1]): CallUsage(money_total(row[2], row[3]) or Decimal(0), int(row[4]), int(row[5] or 0))
-            for row in connection.execute(query)}
+            for row in rows}
 
 
 def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.DataFrame]:
@@ -250,7 +261,8 @@ def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.Dat
                 PriceObservation(as_of[int(opened)], last_seen(closed_run), cost))
     latest = frame.drop_duplicates("number_id", keep="last").reset_index(drop=True)
     facts = {}
-    released = [None if pd.isna(v) else v.to_pydatetime() for v in latest["released_at"]]
+    released = [None if gone else when for when, gone in zip(  # NaT as None, converted by pandas
+        latest["released_at"].dt.to_pydatetime().tolist(), latest["released_at"].isna().tolist(), strict=True)]
     for number_id, phone, provider, managed, currency, upfront, bought, gone in zip(
             latest["number_id"].tolist(), latest["phone_number"].tolist(), latest["provider"].tolist(),
             latest["is_truedy_managed"].tolist(), latest["currency"].tolist(), latest["upfront_cost"].tolist(),
