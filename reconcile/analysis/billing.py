@@ -16,6 +16,7 @@ accepted (we cannot know which side of the renewal the change fell on).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ UPFRONT_FEE = "number_upfront_fee"
 FEE_TYPES = (MONTHLY_FEE, UPFRONT_FEE)
 
 
+@functools.lru_cache(maxsize=4096)  # numbers bought on one day share it: a review asks once per day bought
 def renewal_starting_in(purchased: dt.date, period: Period) -> tuple[dt.date, dt.date] | None:
     """The (start, exclusive end) of the renewal that starts in `period`; None before the purchase month.
 
@@ -68,6 +70,8 @@ def price_at(observations: tuple[PriceObservation, ...], when: dt.datetime) -> t
     """
     if not observations:
         raise ValueError("no price observed")
+    if len(observations) == 1:  # most numbers: one price, in force at any time
+        return observations[0].monthly_cost, (observations[0].monthly_cost,)
     index = 0
     for i, observation in enumerate(observations):
         if observation.first_seen <= when:
@@ -130,7 +134,8 @@ def expected_fees(number: NumberFacts, period: Period) -> list[ExpectedFee]:
         return []
     fees = []
     bought = number.purchased_at.astimezone(dt.UTC).date()
-    if period.first <= bought <= period.last and number.upfront_cost is not None:
+    first, last = _days(period)
+    if first <= bought <= last and number.upfront_cost is not None:
         fees.append(ExpectedFee(number.number_id, number.phone_number, UPFRONT_FEE, bought, add_months(bought, 1),
                                 number.upfront_cost, (number.upfront_cost,), number.currency))
     renewal = renewal_starting_in(bought, period)
@@ -139,6 +144,12 @@ def expected_fees(number: NumberFacts, period: Period) -> list[ExpectedFee]:
         fees.append(ExpectedFee(number.number_id, number.phone_number, MONTHLY_FEE, renewal[0], renewal[1],
                                 amount, accepted, number.currency))
     return fees
+
+
+@functools.lru_cache(maxsize=64)
+def _days(period: Period) -> tuple[dt.date, dt.date]:
+    """The month's first and last day (asked once per number)."""
+    return period.first, period.last
 
 
 def held_during(purchased_at: dt.datetime, released_at: dt.datetime | None, start: dt.datetime, end: dt.datetime) -> bool:
