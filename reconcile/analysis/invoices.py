@@ -66,6 +66,7 @@ class Month:
     usage: Usage | None
     by_plan: dict[str, int] = field(default_factory=dict)   # number_id -> the release plan that released it
     expected: list[ExpectedFee] = field(init=False)
+    expected_keys: list[tuple[str, str, dt.date]] = field(init=False)  # each expected fee's key, made once
     matched: dict[tuple[str, str, dt.date], Any] = field(init=False)   # fee key -> its first line
     duplicates: list[Any] = field(init=False)                          # fee lines for a key already seen
     unmatched: list[Any] = field(init=False)                           # first lines of keys no rule expects
@@ -75,7 +76,8 @@ class Month:
 
     def __post_init__(self) -> None:
         self.expected = [fee for number in self.numbers.values() for fee in expected_fees(number, self.period)]
-        keys = {fee.key for fee in self.expected}
+        self.expected_keys = [fee.key for fee in self.expected]
+        keys = set(self.expected_keys)
         self.matched, self.duplicates, self.unmatched = {}, [], []
         seen: set[tuple[Any, ...]] = set()
         self.fees = list(rows(self.lines[self.lines["type"].isin(FEE_TYPES)]))
@@ -188,15 +190,15 @@ check("fee_after_release", "a fee for a renewal that starts after the number's r
 
 @check("missing_fee", "a fee the billing rules call for that no line carries")
 def _missing_fee(month: Month) -> Iterator[Finding]:
-    for fee in month.expected:
-        if fee.key not in month.matched and month.invoiced(fee.currency):
+    for fee, key in zip(month.expected, month.expected_keys, strict=True):
+        if key not in month.matched and month.invoiced(fee.currency):
             yield month.from_fee("missing_fee", fee,
                                  f"no {_fee_name(fee.type)} for the period starting {fee.service_period_start}")
 
 
 @check("amount_mismatch", "billed differs from the price in force at the renewal, or from the number's currency")
 def _amount_mismatch(month: Month) -> Iterator[Finding]:
-    expected = {fee.key: fee for fee in month.expected}
+    expected = dict(zip(month.expected_keys, month.expected, strict=True))
     for key, line in month.matched.items():
         fee = expected[key]
         if line.currency != fee.currency:
@@ -346,10 +348,10 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         c = of(line.currency)
         c.billed_fees += 1
         c.billed_fees_amount += line.amount
-    for fee in month.expected:
+    for fee, key in zip(month.expected, month.expected_keys, strict=True):
         c = of(fee.currency)
         c.expected_fees += 1
-        line = month.matched.get(fee.key)
+        line = month.matched.get(key)
         # a matched fee is held to a price that could have been in force (see billing.price_at)
         c.expected_fees_amount += line.amount if line is not None and line.amount in fee.accepted else fee.amount
     for kind, currency, amount in zip(month.lines["type"].tolist(), month.lines["currency"].tolist(),
