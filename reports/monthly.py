@@ -95,7 +95,9 @@ def _plain_quantities(focus: pd.DataFrame) -> pd.DataFrame:
     """Quantities are counts, not money: plain decimals, always with a point ("1.0", "132.0", "0.5"), as
     FOCUS types PricingQuantity and ConsumedQuantity Decimal (a bare "1" reads as an integer)."""
     for name in QUANTITIES:
-        focus[name] = [_decimal_text(q) if isinstance(q, Decimal) else None for q in focus[name]]
+        values = focus[name].tolist()
+        shown = {q: _decimal_text(q) for q in set(values) if isinstance(q, Decimal)}  # counts repeat: each once
+        focus[name] = [shown[q] if isinstance(q, Decimal) else None for q in values]
     return focus
 
 

@@ -150,8 +150,11 @@ def _append(columns: dict[str, list[Any]], row: dict[str, Any]) -> None:
         columns[name].append(value)
 
 
+_TAGS = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # json.dumps would build one per call
+
+
 def _tags(values: dict[str, str] | None) -> str:
-    return json.dumps({k: v for k, v in (values or {}).items() if v}, ensure_ascii=False, sort_keys=True)
+    return _TAGS.encode({k: v for k, v in (values or {}).items() if v})
 
 
 @dataclass(frozen=True)
