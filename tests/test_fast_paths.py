@@ -1,0 +1,162 @@
+"""The report's fast paths give what the plain way gives: totals counted per distinct amount, columns
+formatted per distinct text, records looked up per agent pair, a store write on a thread."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from reconcile.analysis.billing import NumberFacts, PriceObservation, price_at
+from reconcile.analysis.monthly import Prices, recurring_by
+from reconcile.analysis.nightly import breakdown, totals_by_currency
+from reconcile.reports.csvfile import REPEATS_SAMPLE, _format_column, cell
+from reconcile.store.database import open_engine, upgrade, write_beside
+from reconcile.store.schema import sync_state
+from reconcile.store.writer import begin_run, set_state
+
+AMOUNTS = st.one_of(st.none(), st.just(float("nan")),
+                    st.decimals(min_value=-1000, max_value=1000, places=4, allow_nan=False, allow_infinity=False))
+CURRENCIES = st.one_of(st.none(), st.sampled_from(["USD", "EUR", "JPY"]))
+
+
+def naive_totals(amounts: list[Any], currencies: list[Any]) -> dict[str, tuple[Decimal, int]]:
+    """The plain fold the counted totals must equal: one addition per row."""
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    counts: dict[str, int] = defaultdict(int)
+    for amount, currency in zip(amounts, currencies, strict=True):
+        if isinstance(amount, Decimal) and isinstance(currency, str):
+            sums[currency] += amount
+            counts[currency] += 1
+    return {c: (sums[c], counts[c]) for c in sums}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(AMOUNTS, CURRENCIES), max_size=60))
+def test_totals_counted_per_distinct_amount_equal_the_plain_sum(rows):
+    amounts, currencies = [a for a, _ in rows], [c for _, c in rows]
+    totals = totals_by_currency(amounts, currencies)
+    assert [t.currency for t in totals] == sorted(t.currency for t in totals)
+    assert {t.currency: (t.amount, t.count) for t in totals} == naive_totals(amounts, currencies)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from(["", "unassigned", "idle"]),
+                          AMOUNTS, CURRENCIES, AMOUNTS), min_size=1, max_size=40))
+def test_breakdown_equals_a_row_by_row_count(rows):
+    frame = pd.DataFrame(rows, columns=["key", "flag", "monthly_cost", "currency", "monthly_savings"])
+    frame = frame.astype({"monthly_cost": object, "monthly_savings": object})
+    made = breakdown(frame, [r[0] for r in rows], "agent").set_index("agent")
+    for key in made.index:
+        mine = [r for r in rows if (r[0] or "(none)") == key]
+        assert made.at[key, "numbers"] == len(mine)
+        assert made.at[key, "flagged"] == sum(1 for r in mine if r[1])
+        cost = naive_totals([r[2] for r in mine], [r[3] for r in mine])
+        assert {t.currency: (t.amount, t.count) for t in made.at[key, "monthly_cost"]} == cost
+        saving = naive_totals([r[4] if r[1] else None for r in mine], [r[3] for r in mine])
+        assert {t.currency: (t.amount, t.count) for t in made.at[key, "savings"]} == saving
+    assert set(made.index) == {r[0] or "(none)" for r in rows}
+
+
+def test_recurring_by_counts_and_sums_each_value():
+    held = pd.DataFrame({"country_code": ["US", "US", None, "GB", "US"],
+                         "cost_at": [Decimal("1.15"), Decimal("1.15"), None, Decimal("2"), Decimal("0.5")],
+                         "currency": ["USD", "USD", None, "GBP", "USD"]})
+    rows = recurring_by(held, "country_code")
+    assert [(r["key"], r["numbers"]) for r in rows] == [("US", 3), ("(none)", 1), ("GB", 1)]
+    us = rows[0]["cost"][0]
+    assert (us.currency, us.amount, us.count) == ("USD", Decimal("2.80"), 3)
+    assert rows[1]["cost"] == []
+
+
+def test_prices_worked_out_once_are_each_numbers_price_at_any_time():
+    at = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    day = dt.timedelta(days=1)
+
+    def number(number_id: str, managed: bool, prices: tuple[PriceObservation, ...]) -> NumberFacts:
+        return NumberFacts(number_id, None, "truedy" if managed else "twilio", managed, "USD", None, at, None, prices)
+
+    changed = (PriceObservation(at, at + 9 * day, Decimal("1.15")), PriceObservation(at + 10 * day, None, Decimal("1.25")))
+    facts = {"one": number("one", True, (PriceObservation(at, None, Decimal("1.15")),)),
+             "two": number("two", True, changed), "imported": number("imported", False, ()),
+             "unpriced": number("unpriced", True, ())}
+    frame = pd.DataFrame({"number_id": ["two", "one", "imported", "unpriced", "unknown"]})
+    prices = Prices.of(frame, facts)
+    for when in (at - day, at + 5 * day, at + 30 * day):
+        assert prices.at(when) == [price_at(changed, when)[0], Decimal("1.15"), None, None, None]
+    assert prices.at(at + 30 * day)[0] == Decimal("1.25")
+
+
+TEXTS = st.one_of(st.none(), st.just(float("nan")),
+                  st.text(alphabet=st.sampled_from("=+-@\t\r,\"ab1 "), max_size=6),
+                  st.sampled_from(["+14155550100", "USD", "local"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(TEXTS, max_size=30), st.integers(min_value=1, max_value=3))
+def test_a_text_column_formats_as_cell_by_cell_whether_its_texts_repeat_or_not(values, repeats):
+    for column in (pd.Series(values * repeats, dtype=object), pd.Series(values * repeats, dtype="str")):
+        expected = [cell(None if isinstance(v, float) else v) for v in column.tolist()]
+        assert _format_column(column, None) == expected
+
+
+def test_a_long_column_of_few_texts_takes_the_lookup_and_neutralises_formulas():
+    values = ["=SUM(A1)", "USD", None, "+14155550100", "-2"] * (REPEATS_SAMPLE // 2)
+    column = pd.Series(values, dtype="str")
+    assert _format_column(column, None)[:5] == ["'=SUM(A1)", "USD", "", "+14155550100", "'-2"]
+    assert _format_column(column, None) == [cell(v) for v in values]
+
+
+@pytest.fixture
+def file_store(tmp_path):
+    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_a_write_beside_runs_on_a_thread_and_is_committed_when_the_block_ends(file_store):
+    run_id = begin_run(file_store, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    threads: list[str] = []
+
+    def write(connection: Any) -> None:
+        threads.append(threading.current_thread().name)
+        set_state(connection, "probe", "written", run_id)
+
+    with write_beside(file_store, write, "probe"):
+        pass
+    assert threads and threads[0] != threading.current_thread().name
+    with file_store.connect() as connection:
+        assert connection.execute(select(sync_state.c.value).where(sync_state.c.key == "probe")).scalar() == "written"
+
+
+def test_a_failed_write_beside_raises_when_the_block_ends_and_writes_nothing(file_store):
+    run_id = begin_run(file_store, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+
+    def write(connection: Any) -> None:
+        set_state(connection, "probe", "half", run_id)
+        raise RuntimeError("the disk is full")
+
+    went_on = []
+    with pytest.raises(RuntimeError, match="the disk is full"), write_beside(file_store, write, "probe"):
+        went_on.append(True)
+    assert went_on == [True]
+    with file_store.connect() as connection:
+        assert connection.execute(select(sync_state.c.value).where(sync_state.c.key == "probe")).scalar() is None
+
+
+def test_an_in_memory_store_is_written_in_this_thread_before_the_block():
+    engine = open_engine("sqlite://")
+    upgrade(engine)
+    threads: list[str] = []
+    with write_beside(engine, lambda connection: threads.append(threading.current_thread().name), "probe"):
+        assert threads == [threading.current_thread().name]
+    engine.dispose()
