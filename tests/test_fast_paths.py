@@ -4,9 +4,11 @@ formatted per distinct text, records looked up per agent pair, a store write on 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import threading
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -160,3 +162,24 @@ def test_an_in_memory_store_is_written_in_this_thread_before_the_block():
     with write_beside(engine, lambda connection: threads.append(threading.current_thread().name), "probe"):
         assert threads == [threading.current_thread().name]
     engine.dispose()
+
+
+FIELDS = st.text(alphabet=st.sampled_from(',"\r\n\tab =\x00\u2028é'), max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(FIELDS, min_size=3, max_size=3), max_size=20), st.integers(min_value=1, max_value=3))
+def test_rows_joined_here_are_the_bytes_csv_writer_writes(rows, width):
+    import csv
+    import io
+
+    from reconcile.reports.csvfile import write_frames_csv
+
+    columns = ["a", "b", "c"][:width]
+    frame = pd.DataFrame([row[:width] for row in rows], columns=columns, dtype=object)
+    expected = io.StringIO(newline="")
+    csv.writer(expected, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerows(
+        [columns] + [[cell(v) for v in row[:width]] for row in rows])
+    path = Path(tempfile.mkdtemp()) / "out.csv"
+    write_frames_csv(path, [frame], columns)
+    assert path.read_bytes() == expected.getvalue().encode("utf-8")
