@@ -138,6 +138,10 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
     if currencies is None:
         currencies = [None] * len(values)
     if kinds <= _MONEY_KINDS:  # an amount column: each (amount, currency) formatted once
+        if len(one := set(currencies)) == 1:  # one currency (the usual slice): keyed by the amount alone
+            currency = one.pop()
+            shown = {value: "" if value is None else format_amount(value, currency) for value in set(values)}
+            return list(map(shown.__getitem__, values))
         pairs = list(zip(values, currencies, strict=True))
         amounts = {pair: "" if pair[0] is None else format_amount(*pair) for pair in set(pairs)}
         return list(map(amounts.__getitem__, pairs))
