@@ -252,13 +252,16 @@ def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.Dat
                         number_versions.c.number_id, number_versions.c.valid_from_run,
                         skip=("row_hash", "source_hash", "features"))
     observations: dict[str, list[PriceObservation]] = {}
-    for number_id, cost, opened, closed in zip(frame["number_id"].tolist(), frame["monthly_cost"].tolist(),
-                                               frame["valid_from_run"].tolist(), frame["valid_to_run"].tolist(),
-                                               strict=True):
+    first_seen = map(as_of.__getitem__, frame["valid_from_run"].astype("int64").tolist())
+    for number_id, cost, seen, closed in zip(frame["number_id"].tolist(), frame["monthly_cost"].tolist(),
+                                             first_seen, frame["valid_to_run"].tolist(), strict=True):
         if cost is not None:
-            closed_run = None if closed is None or closed != closed else int(closed)
-            observations.setdefault(number_id, []).append(
-                PriceObservation(as_of[int(opened)], last_seen(closed_run), cost))
+            seen_last = None if closed is None or closed != closed else last_seen(int(closed))  # NaN: still open
+            found = observations.get(number_id)
+            if found is None:
+                observations[number_id] = [PriceObservation(seen, seen_last, cost)]
+            else:
+                found.append(PriceObservation(seen, seen_last, cost))
     latest = frame.drop_duplicates("number_id", keep="last").reset_index(drop=True)
     facts = {}
     released = [None if gone else when for when, gone in zip(  # NaT as None, converted by pandas
