@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import compress
 from typing import Any
 
 import pandas as pd
@@ -89,24 +90,16 @@ def _agents_text(row: tuple[Any, ...], names: Mapping[str, str], status: Mapping
 
 def savings(frame: pd.DataFrame, carrier_costs: Mapping[str, CarrierCost]) -> pd.DataFrame:
     """Monthly saving per number, its currency and its basis (Truedy fee, carrier estimate, unknown)."""
-    amounts, currencies, basis = [], [], []
-    for managed, provider, cost, currency in zip(frame["is_truedy_managed"].tolist(), frame["provider"].tolist(),
-                                                 frame["monthly_cost"].tolist(), frame["currency"].tolist(),
-                                                 strict=True):
-        if managed:
-            amounts.append(cost)
-            currencies.append(currency)
-            basis.append("truedy_fee")
-            continue
-        carrier = carrier_costs.get(provider)
+    # a Truedy number saves its own fee: the rows as they are; only the imported ones are looked at
+    amounts, currencies = frame["monthly_cost"].tolist(), frame["currency"].tolist()
+    basis = ["truedy_fee"] * len(frame)
+    providers = frame["provider"].tolist()
+    for row in compress(range(len(frame)), [not managed for managed in frame["is_truedy_managed"].tolist()]):
+        carrier = carrier_costs.get(providers[row])
         if carrier is not None and carrier.amount is not None:
-            amounts.append(carrier.amount)
-            currencies.append(carrier.currency)
-            basis.append("carrier_estimate")
+            amounts[row], currencies[row], basis[row] = carrier.amount, carrier.currency, "carrier_estimate"
         else:
-            amounts.append(None)
-            currencies.append(None)
-            basis.append("unknown")
+            amounts[row], currencies[row], basis[row] = None, None, "unknown"
     return pd.DataFrame({"monthly_savings": amounts, "savings_currency": currencies, "savings_basis": basis},
                         index=frame.index)
 
