@@ -169,10 +169,15 @@ class FocusExport:
     headers: pd.DataFrame
     lines: pd.DataFrame
     numbers: dict[str, NumberFacts]
-    attributes: dict[str, dict[str, str]]
+    tag_numbers: Callable[[], dict[str, dict[str, str]]]   # each number's tags, made when the rows first are
     estimates: dict[str, tuple[Decimal | None, str]]
     account: tuple[str, str] = ("truedy", "Truedy")
     chunk: int = 20_000
+
+    @functools.cached_property
+    def attributes(self) -> dict[str, dict[str, str]]:
+        """Each number's tags: made by whoever writes the rows (the forked writer), not before."""
+        return self.tag_numbers()
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """focus.csv: the invoice lines."""

@@ -87,7 +87,7 @@ def focus_export(settings: Settings, month: MonthInputs) -> FocusExport:
     """The month's FOCUS rows (written while the rest of the review is made: see `reports.monthly`)."""
     estimates = {name: (cost.amount, cost.currency) for name, cost in settings.carrier_costs.items()}
     return FocusExport(month.period, month.month_headers, month.lines, month.facts,
-                       monthly.number_tags(month.latest, month.names), estimates, settings.billing_account)
+                       lambda: monthly.number_tags(month.latest, month.names), estimates, settings.billing_account)
 
 
 def review_month(engine: Engine, month: MonthInputs, now: dt.datetime, focus: FocusExport) -> MonthlyReview:
