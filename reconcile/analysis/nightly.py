@@ -125,43 +125,21 @@ def breakdown(frame: pd.DataFrame, keys: list[Any], label: str) -> pd.DataFrame:
     "(none)"), money per currency: each distinct row of those counted once (see `totals_by_currency`)."""
     numbers: dict[str, int] = defaultdict(int)
     flagged: dict[str, int] = defaultdict(int)
-    cost: dict[tuple[str, str], list[Any]] = {}    # (key, currency) -> [sum, count]
-    saving: dict[tuple[str, str], list[Any]] = {}
+    cost: dict[str, list[tuple[tuple[Any, Any], int]]] = defaultdict(list)    # key -> ((amount, currency), count)
+    saving: dict[str, list[tuple[tuple[Any, Any], int]]] = defaultdict(list)
     distinct = Counter(zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(), frame["currency"].tolist(),
                            frame["monthly_savings"].tolist(), strict=True))
     for (k, flag, amount, currency, save), count in distinct.items():
         if not isinstance(k, str):
             k = "(none)"
         numbers[k] += count
+        cost[k].append(((amount, currency), count))
         if flag:
             flagged[k] += count
-        if not isinstance(currency, str):
-            continue
-        if isinstance(amount, Decimal):
-            _add(cost, (k, currency), amount, count)
-        if flag and isinstance(save, Decimal):
-            _add(saving, (k, currency), save, count)
-    cost_by, saving_by = _by_key(cost), _by_key(saving)
-    rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k], "monthly_cost": cost_by.get(k, []),
-             "savings": saving_by.get(k, [])} for k in sorted(numbers)]
+            saving[k].append(((save, currency), count))
+    rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k], "monthly_cost": counted_totals(cost[k]),
+             "savings": counted_totals(saving[k])} for k in sorted(numbers)]
     return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
-
-
-def _add(sums: dict[tuple[str, str], list[Any]], at: tuple[str, str], amount: Decimal, count: int) -> None:
-    total = sums.get(at)
-    if total is None:
-        sums[at] = [Decimal(0) + amount * count, count]  # from zero, as totals_by_currency sums
-    else:
-        total[0] += amount * count
-        total[1] += count
-
-
-def _by_key(sums: dict[tuple[str, str], list[Any]]) -> dict[str, list[CurrencyTotal]]:
-    """(key, currency) -> [sum, count] as key -> its totals, sorted by currency (as `totals_by_currency`)."""
-    out: dict[str, list[CurrencyTotal]] = defaultdict(list)
-    for (key, currency), (amount, count) in sorted(sums.items()):
-        out[key].append(CurrencyTotal(currency, amount, count))
-    return out
 
 
 def summarise(
