@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -32,11 +33,11 @@ class Period:
         year, zero_month = divmod(self.year * 12 + self.month - 1 + months, 12)
         return Period(year, zero_month + 1)
 
-    @property
+    @functools.cached_property  # a review asks each number's renewal against the month's days
     def first(self) -> dt.date:
         return dt.date(self.year, self.month, 1)
 
-    @property
+    @functools.cached_property
     def last(self) -> dt.date:
         return dt.date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
 

@@ -134,8 +134,7 @@ def expected_fees(number: NumberFacts, period: Period) -> list[ExpectedFee]:
         return []
     fees = []
     bought = number.purchased_at.astimezone(dt.UTC).date()
-    first, last = _days(period)
-    if first <= bought <= last and number.upfront_cost is not None:
+    if period.first <= bought <= period.last and number.upfront_cost is not None:
         fees.append(ExpectedFee(number.number_id, number.phone_number, UPFRONT_FEE, bought, add_months(bought, 1),
                                 number.upfront_cost, (number.upfront_cost,), number.currency))
     renewal = renewal_starting_in(bought, period)
@@ -144,12 +143,6 @@ def expected_fees(number: NumberFacts, period: Period) -> list[ExpectedFee]:
         fees.append(ExpectedFee(number.number_id, number.phone_number, MONTHLY_FEE, renewal[0], renewal[1],
                                 amount, accepted, number.currency))
     return fees
-
-
-@functools.lru_cache(maxsize=64)
-def _days(period: Period) -> tuple[dt.date, dt.date]:
-    """The month's first and last day (asked once per number)."""
-    return period.first, period.last
 
 
 def held_during(purchased_at: dt.datetime, released_at: dt.datetime | None, start: dt.datetime, end: dt.datetime) -> bool:
