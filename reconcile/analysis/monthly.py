@@ -93,19 +93,13 @@ class Prices:
         return costs
 
 
-def cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime) -> list[Decimal | None]:
-    """Each number's Truedy monthly price in force at `at` (None for imported numbers)."""
-    return Prices.of(latest, facts).at(at)
-
-
-def with_cost_at(latest: pd.DataFrame, facts: dict[str, NumberFacts], at: dt.datetime,
-                 agent_names: dict[str, str] | None = None, prices: Prices | None = None) -> pd.DataFrame:
+def with_cost_at(latest: pd.DataFrame, prices: Prices, at: dt.datetime,
+                 agent_names: dict[str, str] | None = None) -> pd.DataFrame:
     """The numbers held at `at`, with the monthly price in force then (and their agent, given names).
-    `prices`: `Prices.of(latest, facts)`, when worked out already."""
+    `prices`: `Prices.of(latest, facts)`."""
     owned = holdings(latest, at)
     held = latest[owned].copy()
-    costs = cost_at(held, facts, at) if prices is None else list(compress(prices.at(at), owned.tolist()))
-    held["cost_at"] = pd.Series(costs, index=held.index, dtype=object)
+    held["cost_at"] = pd.Series(list(compress(prices.at(at), owned.tolist())), index=held.index, dtype=object)
     if agent_names is not None:
         agent = held["inbound_agent_id"].fillna(held["outbound_agent_id"]).tolist()
         held["agent"] = [f"{agent_names.get(a, 'unknown agent')} ({a})" if isinstance(a, str) else "(unassigned)"
@@ -137,12 +131,12 @@ def estimated_carrier_cost(held: pd.DataFrame, estimates: dict[str, tuple[Decima
     return rows
 
 
-def month_rows(latest: pd.DataFrame, facts: dict[str, NumberFacts], headers: pd.DataFrame, period: Period,
-               held: pd.DataFrame, moved: Movement, months: int = 6, prices: Prices | None = None) -> list[MonthRow]:
+def month_rows(latest: pd.DataFrame, prices: Prices, headers: pd.DataFrame, period: Period,
+               held: pd.DataFrame, moved: Movement, months: int = 6) -> list[MonthRow]:
     """The review's month (its `held` numbers and movement already worked out) and the ones before it, oldest first.
-    `prices`: `Prices.of(latest, facts)`, when worked out already."""
+    `prices`: `Prices.of(latest, facts)`."""
     rows = []
-    prices, currencies = prices if prices is not None else Prices.of(latest, facts), latest["currency"].tolist()
+    currencies = latest["currency"].tolist()
     for back in range(months - 1, -1, -1):
         month = period.shifted(-back)
         if back == 0:

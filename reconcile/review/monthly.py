@@ -114,7 +114,7 @@ def review_month(engine: Engine, month: MonthInputs, now: dt.datetime, focus: Fo
                   "released_at": i.released_at, "monthly_cost": i.monthly_cost, "currency": i.currency,
                   "last_fee": _last_fee(lines, i.number_id)} for i in released]
     prices = monthly.Prices.of(latest, facts)  # each number's price, for the month and the five before it
-    held = monthly.with_cost_at(latest, facts, period.end, month.names, prices)
+    held = monthly.with_cost_at(latest, prices, period.end, month.names)
     moved = monthly.movement(latest, period)
     recurring = {label: monthly.recurring_by(held, key) for key, label in monthly.DIMENSIONS}
     recurring["Agent"] = monthly.top_rows(recurring["Agent"], TOP_AGENTS, "other agents")
@@ -125,7 +125,7 @@ def review_month(engine: Engine, month: MonthInputs, now: dt.datetime, focus: Fo
         waste=totals_by_currency(waste["waste"], waste["currency"]) if len(waste) else [],
         waste_as_of=closing_run.as_of if closing_run else None,
         realised=totals_by_currency(realised["monthly_savings"], realised["currency"]) if len(realised) else [],
-        realised_numbers=realised, months=monthly.month_rows(latest, facts, month.headers, period, held, moved, prices=prices),
+        realised_numbers=realised, months=monthly.month_rows(latest, prices, month.headers, period, held, moved),
         reconciliation=reconciliation, invoices=month.month_headers, invoice_issues=issues, focus=focus,
         newest_run=month.newest.as_of if month.newest else None, plan_releases=plan_rows,
         plan_realised=totals_by_currency([r["monthly_cost"] for r in plan_rows], [r["currency"] for r in plan_rows])
