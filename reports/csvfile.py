@@ -74,7 +74,7 @@ def write_frames_csv(path: Path, frames: Iterable[pd.DataFrame], columns: Sequen
     """One CSV from frames that arrive one after another (one header); the rows written."""
     rows = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerow(columns)
+        _writer(handle).writerow(columns)
         for frame in frames:
             _write_rows(handle, frame, columns, currency_column)
             rows += len(frame)
@@ -82,7 +82,7 @@ def write_frames_csv(path: Path, frames: Iterable[pd.DataFrame], columns: Sequen
 
 
 def _write_frame(handle: IO[str], frame: pd.DataFrame, columns: Sequence[str], currency_column: str) -> None:
-    csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerow(columns)
+    _writer(handle).writerow(columns)
     _write_rows(handle, frame, columns, currency_column)
 
 
@@ -95,21 +95,28 @@ def _write_rows(handle: IO[str], frame: pd.DataFrame, columns: Sequence[str], cu
                       if currency_column in part else None)
         formatted = [_format_column(part[name], currencies) if name in part else [""] * len(part) for name in columns]
         if len(columns) == 1:  # csv.writer writes a lone empty field as "" (else the row would be blank)
-            csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerows(zip(*formatted, strict=True))
+            _writer(handle).writerows(zip(*formatted, strict=True))
             continue
         handle.write("\r\n".join(map(",".join, zip(*map(quoted, formatted), strict=True))))
         handle.write("\r\n")
 
 
+def _writer(handle: IO[str]) -> Any:
+    """The contract's CSV dialect: RFC 4180, minimal quoting, CRLF."""
+    return csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+
+
 def quoted(texts: list[str]) -> list[str]:
-    """A column's texts as csv.writer writes them (QUOTE_MINIMAL): in quotes, with quotes doubled, when
+    """A column's texts as `_writer` writes them (QUOTE_MINIMAL): in quotes, with quotes doubled, when
     they hold a comma, a quote or a line end. The column is searched whole first: most need nothing."""
-    whole = "\x1f".join(texts)
-    if "," not in whole and '"' not in whole and "\r" not in whole and "\n" not in whole:
+    if not _needs_quotes("\x1f".join(texts)):
         return texts
-    shown = {text: f'"{text.replace(chr(34), chr(34) * 2)}"' if "," in text or '"' in text or "\r" in text
-             or "\n" in text else text for text in set(texts)}
+    shown = {text: f'"{text.replace(chr(34), chr(34) * 2)}"' if _needs_quotes(text) else text for text in set(texts)}
     return list(map(shown.__getitem__, texts))
+
+
+def _needs_quotes(text: str) -> bool:
+    return "," in text or '"' in text or "\r" in text or "\n" in text
 
 
 def _format_column(column: pd.Series, currencies: list[str | None] | None) -> list[str]:
