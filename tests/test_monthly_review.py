@@ -463,7 +463,7 @@ def test_billed_minutes_count_each_call_s_started_minutes_on_both_engines(store)
     with store.begin() as connection:
         writer.insert_calls(connection, rows)
     with store.connect() as connection:
-        usage = invoice_store.usage_by_number(connection, OCTOBER.start, OCTOBER.end)
+        usage = invoice_store.usage_of(invoice_store.usage_rows(connection, OCTOBER.start, OCTOBER.end))
     assert usage == {("num_A", "USD"): CallUsage(Decimal("0.18"), 3, 4 + 6 + 2)}
 
 

@@ -210,14 +210,10 @@ def calls_covered_from(connection: Connection) -> dt.datetime | None:
     return connection.execute(select(func.min(calls.c.started_at, type_=UTCDateTime))).scalar()
 
 
-def usage_by_number(connection: Connection, start: dt.datetime, end: dt.datetime) -> Usage:
-    """Per (number_id or None for web calls, currency): the usage of the calls started in [start, end)."""
-    return usage_of(usage_rows(connection, start, end))
-
-
 def usage_rows(connection: Connection, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
-    """`usage_by_number`'s rows as the database sums them (money as whole units and nano remainders): plain
-    values, cheap to hand from a forked reader to its parent (a Decimal pickles as its text)."""
+    """Per (number_id or None for web calls, currency): the usage of the calls started in [start, end), as the
+    database sums it (money as whole units and nano remainders; `usage_of` makes the Usage): plain values,
+    cheap to hand from a forked reader to its parent (a Decimal pickles as its text)."""
     minutes = (calls.c.duration_seconds + 59) // 60  # whole minutes started: integer division on both engines
     query = (select(calls.c.number_id, calls.c.cost_currency,
                     *money_sum(calls.c.cost_amount, "cost"), func.count(),
