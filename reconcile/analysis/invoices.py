@@ -101,9 +101,6 @@ class Month:
         """Whether the month has an invoice in `currency` (without one, `missing_invoice` says it all)."""
         return currency in self.first_invoice
 
-    def fee_lines(self) -> Iterator[Any]:
-        return iter(self.fees)
-
     def phone(self, number_id: str | None) -> str | None:
         facts = self.numbers.get(number_id) if number_id else None
         return facts.phone_number if facts else None
@@ -344,7 +341,7 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         c.invoice_ids.append(row.invoice_id)
         c.invoice_total += row.total
         c.lines_total += sums.get(row.invoice_id, ZERO)
-    for line in month.fee_lines():
+    for line in month.fees:
         c = of(line.currency)
         c.billed_fees += 1
         c.billed_fees_amount += line.amount
