@@ -146,3 +146,23 @@ def test_pages_are_fetched_a_bounded_distance_ahead_of_the_reader():
     assert started == 500
     assert most_ahead <= 4 * AHEAD_PER_WORKER + 1
     assert most_ahead >= 4  # and the workers did run ahead of the reader
+
+
+def test_a_listing_with_stored_fingerprints_parses_only_what_changed(make_sandbox, make_client):
+    """Records served exactly as fingerprinted go to `unchanged`, unparsed; the rest come back parsed,
+    each with its fingerprint; the two together are the whole listing, once each."""
+    server = make_sandbox(numbers=600, seed=11)
+    client = make_client(server, page_size=50)
+    first = client.list_numbers(stored_fingerprints={})
+    assert first.unchanged == set() and set(first.fingerprints) == {r.id for r in first.records}
+    stored = dict(first.fingerprints)
+    changed = sorted(stored)[::7]
+    for number_id in changed:
+        stored[number_id] = "0" * 32  # as if stored from an older record
+    stored["num_GONE"] = "f" * 32     # a stored number no longer listed: neither parsed nor unchanged
+    second = client.list_numbers(stored_fingerprints=stored)
+    assert sorted(r.id for r in second.records) == changed
+    assert second.unchanged == set(first.fingerprints) - set(changed)
+    assert {k: second.fingerprints[k] for k in changed} == {k: first.fingerprints[k] for k in changed}
+    assert second.duplicates == 0 and not second.drift and second.issues == []
+    assert [r.id for r in second.records] == [r.id for r in first.records if r.id in set(changed)]  # the API's order
