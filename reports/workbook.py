@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.analysis.monthly import MonthlyReview
-from reconcile.reports.xlsx import Book, Sheet, money_format, serials
+from reconcile.reports.xlsx import Book, Serials, Sheet, money_format, serials
 
 
 def write_review_xlsx(review: MonthlyReview, focus_billed: dict[str, Decimal], focus_rows: int, path: Path) -> None:
@@ -64,28 +64,31 @@ def write_flagged_xlsx(flagged: pd.DataFrame, agent_names: dict[str, str], path:
     def column(name: str) -> list[Any]:
         if name not in flagged:
             return [None] * len(flagged)
-        if pd.api.types.is_datetime64_any_dtype(flagged[name]):
-            return serials(flagged[name])
+        values = flagged[name]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return serials(values)
+        if values.dtype == "str":  # text or NaN, its blank
+            return [value if value.__class__ is str and value else None for value in values.tolist()]
         return [None if value is None or value is pd.NA or value is pd.NaT or value != value or value == "" else value
-                for value in flagged[name].tolist()]
+                for value in values.tolist()]
 
     currencies = column("currency")
     for code in sorted({c for c in currencies if c}):  # styles in one order, whatever rows come first
         book.money_style(money_format(code))
     managed = ["yes" if value is True else "no" for value in flagged["is_truedy_managed"].tolist()]
-    agents = [[_agent(agent_id, agent_names) for agent_id in column(f"{direction}_agent_id")]
-              for direction in ("inbound", "outbound")]
+    agents = [_agents(column(f"{direction}_agent_id"), agent_names) for direction in ("inbound", "outbound")]
     columns = [column("number_id"), column("phone_number"), column("label"), column("country_code"),
                column("phone_number_type"), column("provider"), managed, column("monthly_cost"), column("flag"),
                column("reason"), column("recommended_action"), column("monthly_savings"), column("savings_basis"),
                *agents, column("purchased_at"), column("last_call_at"), column("idle_days"), column("first_flagged_at")]
     for start in range(0, len(flagged), CHUNK_ROWS):  # rendered a slice at a time: never every cell at once
         end = start + CHUNK_ROWS
-        sheet.columns([values[start:end] for values in columns], currencies=currencies[start:end])
+        sheet.columns([values.slice(start, end) if isinstance(values, Serials) else values[start:end]
+                       for values in columns], currencies=currencies[start:end])
     book.save(path, as_of)
 
 
-def _agent(agent_id: Any, names: dict[str, str]) -> str | None:
-    if not isinstance(agent_id, str) or not agent_id:
-        return None
-    return names.get(agent_id, agent_id)
+def _agents(agent_ids: list[Any], names: dict[str, str]) -> list[str | None]:
+    """Each agent by its name (its id when it has none), each distinct agent looked up once."""
+    shown = {a: names.get(a, a) if isinstance(a, str) and a else None for a in set(agent_ids)}
+    return list(map(shown.__getitem__, agent_ids))

@@ -62,15 +62,19 @@ def excel_serial(value: dt.datetime | dt.date) -> str:
     return str((value - EPOCH.date()).days)
 
 
-class Serial(float):
-    """A UTC time already turned into Excel's serial (see `serials`): written as a date-time cell."""
+class Serials(list[float | None]):
+    """A column of UTC times already turned into Excel's serials (see `serials`), blanks None: date-time
+    cells. A slice of it is one too."""
+
+    def slice(self, start: int, end: int) -> Serials:
+        return Serials(self[start:end])
 
 
-def serials(column: pd.Series) -> list[Serial | None]:
+def serials(column: pd.Series) -> Serials:
     """A datetime column as Excel serials, all at once (blanks None)."""
     naive = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz is not None else column
     days = ((naive - pd.Timestamp(EPOCH)) / pd.Timedelta(days=1)).tolist()
-    return [None if value != value else Serial(value) for value in days]
+    return Serials([None if value != value else value for value in days])
 
 
 class Book:
@@ -159,23 +163,35 @@ class Sheet:
     def columns(self, columns: Sequence[Sequence[Any]], currencies: Sequence[str | None]) -> None:
         """Add rows given a column at a time (as a frame holds them), money in each row's currency.
 
-        A column of one kind (text, money, times, counts) is rendered in one pass: no per-cell dispatch.
+        A column of one kind (text, money, times as `Serials`, counts) is rendered in one pass: no
+        per-cell dispatch.
         """
         start = len(self.rows) + 1
-        rendered = [self._column(index, values, start, currencies) for index, values in enumerate(columns)]
-        for offset, cells in enumerate(zip(*rendered, strict=True)):
-            self.rows.append(f'<row r="{start + offset}">{"".join(cells)}</row>')
+        numbers = [str(number) for number in range(start, start + len(currencies))]  # each row's, once for all
+        rendered = [self._column(index, values, numbers, currencies) for index, values in enumerate(columns)]
+        self.rows += [f'<row r="{number}">{"".join(cells)}</row>'
+                      for number, cells in zip(numbers, zip(*rendered, strict=True), strict=True)]
 
-    def _column(self, index: int, values: Sequence[Any], start: int, currencies: Sequence[str | None]) -> list[str]:
+    def _column(self, index: int, values: Sequence[Any], numbers: list[str],
+                currencies: Sequence[str | None]) -> list[str]:
         letter = self.letters[index]
-        kinds = set(map(type, values)) - {type(None)}
+        kinds = set() if isinstance(values, Serials) else set(map(type, values)) - {type(None)}
         widest = 0
-        if kinds == {str}:
-            escaped = {v: _escape(v) for v in set(values) if v is not None}  # texts repeat: each escaped once
+        if isinstance(values, Serials):
+            head = f'<c r="{letter}'
+            cells = ["" if v is None else f'{head}{n}" s="{DATETIME}"><v>{v!r}</v></c>'
+                     for n, v in zip(numbers, values, strict=True)]
+            widest = 16
+        elif kinds == {str}:
+            texts = set(values)
+            texts.discard(None)
+            joined = "".join(texts)  # texts repeat: each escaped once; most need nothing, and one look says so
+            if "&" in joined or "<" in joined or ">" in joined or not joined.isprintable():
+                escaped = {v: _escape(v) for v in texts}
+                values = [None if v is None else escaped[v] for v in values]
             head, body = f'<c r="{letter}', f'" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">'
-            cells = ["" if v is None else f"{head}{start + i}{body}{escaped[v]}</t></is></c>"
-                     for i, v in enumerate(values)]
-            widest = max(map(len, escaped), default=0)
+            cells = ["" if v is None else f"{head}{n}{body}{v}</t></is></c>" for n, v in zip(numbers, values, strict=True)]
+            widest = max(map(len, texts), default=0)
         elif kinds == {Decimal}:
             # in sorted order: a set's order changes between runs, and the same review must give the same bytes
             styles = {c: self.book.money_style(money_format(c)) if c else 0
@@ -184,23 +200,19 @@ class Sheet:
             # identity, as Decimal("1.5") == Decimal("1.50") but each is written as it reads
             shown = {id(v): f"{v:f}" for v in values if v is not None}
             texts = [None if v is None else shown[id(v)] for v in values]
-            cells = ["" if t is None else f'<c r="{letter}{start + i}" s="{styles[c]}"><v>{t}</v></c>' if styles[c]
-                     else f'<c r="{letter}{start + i}"><v>{t}</v></c>'
-                     for i, (t, c) in enumerate(zip(texts, currencies, strict=True))]
+            cells = ["" if t is None else f'<c r="{letter}{n}" s="{styles[c]}"><v>{t}</v></c>' if styles[c]
+                     else f'<c r="{letter}{n}"><v>{t}</v></c>'
+                     for n, t, c in zip(numbers, texts, currencies, strict=True)]
             widest = max((len(t) + len(t) // 4 for t in texts if t is not None), default=0)
-        elif kinds == {Serial}:
-            cells = ["" if v is None else f'<c r="{letter}{start + i}" s="{DATETIME}"><v>{float(v)!r}</v></c>'
-                     for i, v in enumerate(values)]
-            widest = 16
         elif kinds == {int}:
-            cells = ["" if v is None else f'<c r="{letter}{start + i}"><v>{v}</v></c>' for i, v in enumerate(values)]
+            cells = ["" if v is None else f'<c r="{letter}{n}"><v>{v}</v></c>' for n, v in zip(numbers, values, strict=True)]
             widest = max((len(str(v)) for v in values if v is not None), default=0)
         else:  # mixed or unusual: cell by cell
             cells = []
-            for i, (value, currency) in enumerate(zip(values, currencies, strict=True)):
+            for number, value, currency in zip(numbers, values, currencies, strict=True):
                 style = (self.book.money_style(money_format(currency)) if isinstance(value, Decimal) and currency
                          else 0)
-                made = _cell(f"{letter}{start + i}", value, style)
+                made = _cell(f"{letter}{number}", value, style)
                 cells.append(made[0] if made else "")
                 widest = max(widest, made[1] if made else 0)
         if widest + 2 > self.widths[index]:
@@ -254,8 +266,6 @@ def _cell(ref: str, value: Any, style: int) -> tuple[str, int] | None:
         text = f"{value:f}"
         return (f'<c r="{ref}" s="{style}"><v>{text}</v></c>' if style else f'<c r="{ref}"><v>{text}</v></c>',
                 len(text) + len(text) // 4)
-    if kind is Serial:
-        return f'<c r="{ref}" s="{DATETIME}"><v>{float(value)!r}</v></c>', 16
     if isinstance(value, dt.datetime):
         return f'<c r="{ref}" s="{DATETIME}"><v>{excel_serial(value)}</v></c>', 16
     if isinstance(value, dt.date):
