@@ -183,15 +183,15 @@ class Sheet:
                      for n, v in zip(numbers, values, strict=True)]
             widest = 16
         elif kinds == {str}:
-            texts = set(values)
-            texts.discard(None)
-            joined = "".join(texts)  # texts repeat: each escaped once; most need nothing, and one look says so
+            distinct = set(values)
+            distinct.discard(None)
+            joined = "".join(distinct)  # texts repeat: each escaped once; most need nothing, and one look says so
             if "&" in joined or "<" in joined or ">" in joined or not joined.isprintable():
-                escaped = {v: _escape(v) for v in texts}
+                escaped = {v: _escape(v) for v in distinct}
                 values = [None if v is None else escaped[v] for v in values]
             head, body = f'<c r="{letter}', f'" s="{TEXT}" t="inlineStr"><is><t xml:space="preserve">'
             cells = ["" if v is None else f"{head}{n}{body}{v}</t></is></c>" for n, v in zip(numbers, values, strict=True)]
-            widest = max(map(len, texts), default=0)
+            widest = max(map(len, distinct), default=0)
         elif kinds == {Decimal}:
             # in sorted order: a set's order changes between runs, and the same review must give the same bytes
             styles = {c: self.book.money_style(money_format(c)) if c else 0
