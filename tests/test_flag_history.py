@@ -20,17 +20,18 @@ def test_a_plan_rewrites_only_the_streaks_whose_flag_or_saving_changed():
                     "reflagged": OpenStreak(3, "idle", Decimal("3.00"), "EUR"),
                     "gone": OpenStreak(4, "idle", Decimal("4.00"), "USD")}
     inventory = pd.DataFrame({
-        "number_id": ["same", "repriced", "reflagged", "new", "gone"],
-        "flag": ["idle", "unassigned", "orphaned_agent", "idle", ""],
-        "monthly_savings": [Decimal("1.0"), Decimal("2.50"), Decimal("3.00"), Decimal("5.00"), None],
-        "savings_currency": ["USD", "USD", "EUR", "GBP", "USD"],
-        "protected": [False] * 5, "idle_days": [90, 0, 0, 90, 3], "has_active_agent": [True] * 5,
+        "number_id": ["same", "repriced", "reflagged", "new", "gone", "unknown"],
+        "flag": ["idle", "unassigned", "orphaned_agent", "idle", "", "unassigned"],
+        "monthly_savings": [Decimal("1.0"), Decimal("2.50"), Decimal("3.00"), Decimal("5.00"), None, None],
+        "savings_currency": pd.Series(["USD", "USD", "EUR", "GBP", "USD", None], dtype="str"),  # NaN, pandas' blank
+        "protected": [False] * 6, "idle_days": [90, 0, 0, 90, 3, 0], "has_active_agent": [True] * 6,
     })
     plan = plan_streaks(open_streaks, inventory, settings)
     assert plan.continued == [
         {"id": 2, "flag": "unassigned", "monthly_savings": Decimal("2.50"), "currency": "USD"},
         {"id": 3, "flag": "orphaned_agent", "monthly_savings": Decimal("3.00"), "currency": "EUR"}]
-    assert plan.new == [{"number_id": "new", "flag": "idle", "monthly_savings": Decimal("5.00"), "currency": "GBP"}]
+    assert plan.new == [{"number_id": "new", "flag": "idle", "monthly_savings": Decimal("5.00"), "currency": "GBP"},
+                        {"number_id": "unknown", "flag": "unassigned", "monthly_savings": None, "currency": None}]
     assert plan.resolved == [(4, "used_again")]
 
 

@@ -37,19 +37,17 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
     """open_streaks: number_id -> its open streak. inventory: FlagResult.inventory."""
     plan = StreakPlan()
     flagged = inventory[inventory["flag"] != ""]
-    flagged_ids = set()
-    for number_id, flag, savings, currency in zip(flagged["number_id"].tolist(), flagged["flag"].tolist(),
-                                                  flagged["monthly_savings"].tolist(),
-                                                  flagged["savings_currency"].tolist(), strict=True):
-        flagged_ids.add(number_id)
-        values = {"flag": flag, "monthly_savings": _value(savings), "currency": _value(currency)}
+    number_ids = flagged["number_id"].tolist()
+    for number_id, flag, savings, currency in zip(number_ids, flagged["flag"].tolist(),
+                                                  _values(flagged["monthly_savings"]),
+                                                  _values(flagged["savings_currency"]), strict=True):
         streak = open_streaks.get(number_id)
-        if streak is not None:
-            if (streak.flag, streak.monthly_savings, streak.currency) != (flag, values["monthly_savings"],
-                                                                           values["currency"]):
-                plan.continued.append({"id": streak.streak_id, **values})
-        else:
-            plan.new.append({"number_id": number_id, **values})
+        if streak is None:
+            plan.new.append({"number_id": number_id, "flag": flag, "monthly_savings": savings, "currency": currency})
+        elif (streak.flag, streak.monthly_savings, streak.currency) != (flag, savings, currency):
+            plan.continued.append({"id": streak.streak_id, "flag": flag, "monthly_savings": savings,
+                                   "currency": currency})
+    flagged_ids = set(number_ids)
     ended = {number_id: streak for number_id, streak in open_streaks.items() if number_id not in flagged_ids}
     if ended:
         rows = inventory[inventory["number_id"].isin(list(ended))].set_index("number_id")
@@ -59,9 +57,10 @@ def plan_streaks(open_streaks: Mapping[str, OpenStreak], inventory: pd.DataFrame
     return plan
 
 
-def _value(value: Any) -> Any:
-    """None for every kind of missing (pandas' string columns hold NaN, which PostgreSQL would store as 'NaN')."""
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+def _values(column: pd.Series) -> list[Any]:
+    """The column's values, None for every kind of missing (pandas' string columns hold NaN, which
+    PostgreSQL would store as 'NaN'), found by pandas for the whole column at once."""
+    return [None if missing else value for value, missing in zip(column.tolist(), column.isna().tolist(), strict=True)]
 
 
 def resolution(flag: str, row: Row | None, settings: FlagSettings) -> str:
