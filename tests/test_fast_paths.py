@@ -25,6 +25,7 @@ from reconcile.analysis.nightly import breakdown, totals_by_currency
 from reconcile.reports.csvfile import REPEATS_SAMPLE, _format_column, cell
 from reconcile.reports.nightly import flagged_json
 from reconcile.store.database import open_engine, upgrade, write_beside
+from reconcile.store.readers import sort_frame
 from reconcile.store.schema import sync_state
 from reconcile.store.writer import begin_run, set_state
 
@@ -219,3 +220,24 @@ def test_flagged_json_escapes_markup_and_keeps_every_row():
     assert [r[2] for r in rows] == ["</script><!--", "caf\u00e9 & \u2028"]
     assert [r[6:8] for r in rows] == [["1.15", 1.15], ["", -1]] and [r[10] for r in rows] == [40, -1]
     assert [r[12] for r in rows] == ["Ann", ""]
+
+
+SORT_TEXTS = st.text(alphabet=st.sampled_from("ab\u00e9\U0001f600 Z"), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(SORT_TEXTS, st.integers(min_value=-3, max_value=3)), min_size=2, max_size=30),
+       st.sampled_from([["text"], ["text", "run"], ["run", "text"]]), st.booleans(),
+       st.sampled_from([None, "a\x00", "a\x00b"]), st.booleans())
+def test_a_frame_sorted_by_numpy_is_the_frame_pandas_sorts(rows, names, as_str, odd, blank):
+    """sort_frame's order (numpy, fixed-width texts) is pandas' stable order, code point by code point;
+    blanks and NUL characters go the pandas way."""
+    texts: list[str | None] = [text for text, _ in rows]
+    if odd is not None:
+        texts[0] = odd
+    if blank:
+        texts[-1] = None
+    frame = pd.DataFrame({"text": pd.Series(texts, dtype="str" if as_str else object),
+                          "run": [run for _, run in rows], "row": range(len(rows))})
+    expected = frame.sort_values(names, kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(sort_frame(frame, names), expected)

@@ -137,11 +137,35 @@ def table_frame(connection: Connection, table: Table, where: Any, *order_by: Col
     frame = query_frame(connection, select(*columns).where(where),
                         times=tuple(c.name for c in wanted if isinstance(c.type, UTCDateTime)))
     if order_by and len(frame) > 1:  # Python's order: code points, as SQLite's BINARY (not a server's locale)
-        frame = frame.sort_values([c.name for c in order_by], kind="stable", ignore_index=True)
+        frame = sort_frame(frame, [c.name for c in order_by])
     for c in wanted:
         if isinstance(c.type, Money):
             frame[c.name] = pd.Series(decimals(frame[c.name].tolist()), index=frame.index, dtype=object)
     return frame
+
+
+def sort_frame(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The frame sorted by the columns `names` (stable; text in code point order), index 0..n-1.
+
+    Texts and integers are sorted by numpy (texts as fixed-width arrays, compared by code point as
+    Python compares them): a third of the time pandas takes, which first factorises each text
+    column. A blank or a NUL character (numpy drops trailing NULs) leaves it to pandas.
+    """
+    keys = []
+    for name in reversed(names):  # numpy's lexsort takes the first key last
+        column = frame[name]
+        if pd.api.types.is_integer_dtype(column) and column.dtype.kind in "iu":
+            keys.append(column.to_numpy())
+            continue
+        values = column.tolist()
+        try:
+            joined = "".join(values)
+        except TypeError:  # a blank (NaN, None) or not text
+            return frame.sort_values(names, kind="stable", ignore_index=True)
+        if "\x00" in joined:
+            return frame.sort_values(names, kind="stable", ignore_index=True)
+        keys.append(np.array(values, dtype=str))
+    return frame.take(np.lexsort(keys)).reset_index(drop=True)
 
 
 def decimals(nanos: list[Any]) -> list[Decimal | None]:
