@@ -227,17 +227,21 @@ SORT_TEXTS = st.text(alphabet=st.sampled_from("ab\u00e9\U0001f600 Z"), max_size=
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(SORT_TEXTS, st.integers(min_value=-3, max_value=3)), min_size=2, max_size=30),
-       st.sampled_from([["text"], ["text", "run"], ["run", "text"]]), st.booleans(),
-       st.sampled_from([None, "a\x00", "a\x00b"]), st.booleans())
-def test_a_frame_sorted_by_numpy_is_the_frame_pandas_sorts(rows, names, as_str, odd, blank):
+       st.sampled_from([["text"], ["text", "run"], ["run", "text"], ["text", "position"], ["position", "text"]]),
+       st.booleans(), st.sampled_from([None, "a\x00", "a\x00b"]), st.booleans(), st.booleans())
+def test_a_frame_sorted_by_numpy_is_the_frame_pandas_sorts(rows, names, as_str, odd, blank, huge):
     """sort_frame's order (numpy, fixed-width texts) is pandas' stable order, code point by code point;
-    blanks and NUL characters go the pandas way."""
+    blanks, NUL characters and integers past 64 bits go the pandas way."""
     texts: list[str | None] = [text for text, _ in rows]
     if odd is not None:
         texts[0] = odd
     if blank:
         texts[-1] = None
+    positions = [run for _, run in rows]
+    if huge:
+        positions[0] = 2**70
     frame = pd.DataFrame({"text": pd.Series(texts, dtype="str" if as_str else object),
-                          "run": [run for _, run in rows], "row": range(len(rows))})
+                          "run": [run for _, run in rows], "position": pd.Series(positions, dtype=object),
+                          "row": range(len(rows))})
     expected = frame.sort_values(names, kind="stable", ignore_index=True)
     pd.testing.assert_frame_equal(sort_frame(frame, names), expected)

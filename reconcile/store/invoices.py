@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, false, func, insert, select, update
 from reconcile.analysis.billing import NumberFacts, PriceObservation, merge_observations
 from reconcile.analysis.invoices import CallUsage, Usage
 from reconcile.clock import format_timestamp, parse_timestamp
-from reconcile.store.readers import table_frame
+from reconcile.store.readers import sort_frame, table_frame
 from reconcile.store.schema import (
     calls,
     invoice_issues,
@@ -187,7 +187,7 @@ def lines_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
         frame[name] = pd.Series([_date(v) for v in frame[name].tolist()], index=frame.index, dtype=object)
     for name in ("number_id", "phone_number"):  # None stays None (not NaN): the analysis keys on it
         frame[name] = pd.Series([v if isinstance(v, str) else None for v in frame[name]], index=frame.index, dtype=object)
-    return frame.sort_values(["invoice_id", "position"], kind="stable").reset_index(drop=True)
+    return sort_frame(frame, ["invoice_id", "position"])
 
 
 @functools.cache

@@ -158,6 +158,12 @@ def sort_frame(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
             keys.append(column.to_numpy())
             continue
         values = column.tolist()
+        if all(type(value) is int for value in values):  # whole numbers in an object column (an API's position)
+            try:
+                keys.append(np.array(values, dtype=np.int64))
+                continue
+            except OverflowError:  # past 64 bits: Python's integers compare exactly
+                return frame.sort_values(names, kind="stable", ignore_index=True)
         try:
             joined = "".join(values)
         except TypeError:  # a blank (NaN, None) or not text
