@@ -175,7 +175,7 @@ class Sheet:
     def _column(self, index: int, values: Sequence[Any], numbers: list[str],
                 currencies: Sequence[str | None]) -> list[str]:
         letter = self.letters[index]
-        kinds = set() if isinstance(values, Serials) else set(map(type, values)) - {type(None)}
+        kinds = set() if isinstance(values, Serials) else set(map(type, values)) - {type(None)}  # Serials: known
         widest = 0
         if isinstance(values, Serials):
             head = f'<c r="{letter}'

@@ -272,12 +272,14 @@ class TruedyClient:
             seen: dict[str, int] = {}  # id -> the page it was first seen on
             for page in self.paginate(path, paginator):
                 number = paginator.last_page
-                prints: list[str] = []
+                prints: list[str] = []     # each record's fingerprint, when fingerprints are stored
+                unchanged_at: list[bool] = []
                 if stored_fingerprints is not None:  # a page's unchanged records are set aside at C speed
                     prints = fingerprints_of(page)
                     ids = [record_id(raw) for raw in page]
-                    same = list(map(stored_fingerprints.get, ids))
-                    hits = {rid for rid, old, new in zip(ids, same, prints, strict=True) if old == new}
+                    unchanged_at = [bool(new) and old == new
+                                    for old, new in zip(map(stored_fingerprints.get, ids), prints, strict=True)]
+                    hits = set(itertools.compress(ids, unchanged_at))
                     if hits:
                         again = hits & seen.keys()  # listed on another page before: moved while we read
                         duplicates += sum(seen[rid] != number for rid in again)
@@ -286,10 +288,8 @@ class TruedyClient:
                         for rid in hits & merged.keys():
                             del merged[rid]
                 for index, raw in enumerate(page):
-                    if prints:
-                        print_ = prints[index]
-                        if print_ and stored_fingerprints.get(ids[index]) == print_:  # type: ignore[union-attr]
-                            continue
+                    if unchanged_at and unchanged_at[index]:
+                        continue
                     try:
                         record = parse(raw)
                     except RecordError as exc:
@@ -304,7 +304,7 @@ class TruedyClient:
                     unchanged.discard(rid)
                     place[rid] = (number, index)
                     if prints:
-                        fingerprints[rid] = print_
+                        fingerprints[rid] = prints[index]
             totals = paginator.totals_seen
             stable = len(totals) == 1 and len(seen) == next(iter(totals))
         ordered = sorted(merged, key=place.__getitem__)
