@@ -236,14 +236,15 @@ def _usage_mismatch(month: Month) -> Iterator[Finding]:
     keys = set(billed) | {key for key, used in month.usage.items() if used.cost != ZERO and month.invoiced(key[1])}
     nothing = CallUsage(ZERO, 0, 0)
     wrong = [key for key in keys if billed.get(key, ZERO) != month.usage.get(key, nothing).cost]
-    table = list(rows(lines)) if wrong else []
+    at_first = {key: first[key] for key in wrong if key in billed}  # the lines a finding names: those rows alone
+    table = dict(zip(at_first, rows(lines.iloc[list(at_first.values())]), strict=True)) if at_first else {}
     for key in sorted(wrong, key=lambda k: (k[1], k[0] or "")):
         number_id, currency = key
         used = month.usage.get(key, nothing)
         detail = (f"{used.calls} call(s), {used.minutes} billed minute(s) in the store cost "
                   f"{format_amount(used.cost, currency)} {currency}" + ("" if key in billed else "; no call_usage line"))
         if key in billed:
-            yield month.from_line("usage_mismatch", table[first[key]], used.cost, billed[key], detail,
+            yield month.from_line("usage_mismatch", table[key], used.cost, billed[key], detail,
                                   number_id=number_id or "")
         else:
             yield Finding(month.first_invoice.get(currency, ""), None, number_id or "", month.phone(number_id),
