@@ -28,7 +28,7 @@ from reconcile.clock import format_timestamp
 from reconcile.errors import AuthError, ContractError, RetriesExhausted
 from reconcile.retry import RetryPolicy
 from reconcile.truedy.deadline import answer_deadline
-from reconcile.truedy.fields import RecordError, fingerprints_of, record_id
+from reconcile.truedy.fields import RecordError, fingerprint, record_id
 from reconcile.truedy.http import (
     describe_transport_error,
     error_code,
@@ -271,40 +271,30 @@ class TruedyClient:
             paginator = PageNumberPaginator(self.page_size, params)
             seen: dict[str, int] = {}  # id -> the page it was first seen on
             for page in self.paginate(path, paginator):
-                number = paginator.last_page
-                prints: list[str] = []     # each record's fingerprint, when fingerprints are stored
-                unchanged_at: list[bool] = []
-                if stored_fingerprints is not None:  # a page's unchanged records are set aside at C speed
-                    prints = fingerprints_of(page)
-                    ids = [record_id(raw) for raw in page]
-                    unchanged_at = [bool(new) and old == new
-                                    for old, new in zip(map(stored_fingerprints.get, ids), prints, strict=True)]
-                    hits = set(itertools.compress(ids, unchanged_at))
-                    if hits:
-                        again = hits & seen.keys()  # listed on another page before: moved while we read
-                        duplicates += sum(seen[rid] != number for rid in again)
-                        seen.update(dict.fromkeys(hits - again, number))
-                        unchanged |= hits
-                        for rid in hits & merged.keys():
-                            del merged[rid]
                 for index, raw in enumerate(page):
-                    if unchanged_at and unchanged_at[index]:
-                        continue
+                    if stored_fingerprints is not None:
+                        rid, print_ = record_id(raw), fingerprint(raw)
+                        if stored_fingerprints.get(rid) == print_:
+                            if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
+                                duplicates += 1
+                            unchanged.add(rid)
+                            merged.pop(rid, None)
+                            continue
                     try:
                         record = parse(raw)
                     except RecordError as exc:
                         rid = record_id(raw)
-                        seen.setdefault(rid, number)
+                        seen.setdefault(rid, paginator.last_page)
                         issues[(rid, exc.field_name)] = DataIssue(record_type, rid, exc.field_name, exc.reason)
                         continue
                     rid = record.id
-                    if seen.setdefault(rid, number) != number:
+                    if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
                         duplicates += 1  # shifted between pages while we read them
                     merged[rid] = record
                     unchanged.discard(rid)
-                    place[rid] = (number, index)
-                    if prints:
-                        fingerprints[rid] = prints[index]
+                    place[rid] = (paginator.last_page, index)
+                    if stored_fingerprints is not None:
+                        fingerprints[rid] = print_
             totals = paginator.totals_seen
             stable = len(totals) == 1 and len(seen) == next(iter(totals))
         ordered = sorted(merged, key=place.__getitem__)
