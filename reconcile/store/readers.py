@@ -149,29 +149,29 @@ def sort_frame(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 
     Texts and integers are sorted by numpy (texts as fixed-width arrays, compared by code point as
     Python compares them): a third of the time pandas takes, which first factorises each text
-    column. A blank or a NUL character (numpy drops trailing NULs) leaves it to pandas.
+    column. A column numpy cannot sort as Python would (see `_numpy_key`) leaves it to pandas.
     """
-    keys = []
-    for name in reversed(names):  # numpy's lexsort takes the first key last
-        column = frame[name]
-        if pd.api.types.is_integer_dtype(column) and column.dtype.kind in "iu":
-            keys.append(column.to_numpy())
-            continue
-        values = column.tolist()
-        if all(type(value) is int for value in values):  # whole numbers in an object column (an API's position)
-            try:
-                keys.append(np.array(values, dtype=np.int64))
-                continue
-            except OverflowError:  # past 64 bits: Python's integers compare exactly
-                return frame.sort_values(names, kind="stable", ignore_index=True)
-        try:
-            joined = "".join(values)
-        except TypeError:  # a blank (NaN, None) or not text
-            return frame.sort_values(names, kind="stable", ignore_index=True)
-        if "\x00" in joined:
-            return frame.sort_values(names, kind="stable", ignore_index=True)
-        keys.append(np.array(values, dtype=str))
+    found = [_numpy_key(frame[name]) for name in reversed(names)]  # numpy's lexsort takes the first key last
+    keys = [key for key in found if key is not None]
+    if len(keys) < len(found):
+        return frame.sort_values(names, kind="stable", ignore_index=True)
     return frame.take(np.lexsort(keys)).reset_index(drop=True)
+
+
+def _numpy_key(column: pd.Series) -> np.ndarray[Any, Any] | None:
+    """The column as numpy sorts it in Python's order, or None: a blank (NaN, None, NA), a NUL character
+    (numpy drops trailing NULs), an integer past 64 bits, or neither text nor integers."""
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+        return column.to_numpy()
+    values = column.tolist()
+    if all(type(value) is int for value in values):  # whole numbers in an object column (an API's position)
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None
+    if not all(type(value) is str for value in values) or "\x00" in "".join(values):
+        return None
+    return np.array(values, dtype=str)
 
 
 def decimals(nanos: list[Any]) -> list[Decimal | None]:
