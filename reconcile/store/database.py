@@ -69,8 +69,12 @@ def read_alongside(engine: Engine, read: Callable[[Connection], T], what: str) -
             if copy:
                 engine.dispose()
 
-    in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
-    return alongside(work, what, fork=False if in_memory else None)
+    return alongside(work, what, fork=False if in_memory(engine) else None)
+
+
+def in_memory(engine: Engine) -> bool:
+    """An in-memory SQLite store: one connection's own, seen by no other thread or process."""
+    return engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
 @contextmanager
@@ -87,7 +91,7 @@ def write_beside(engine: Engine, write: Callable[[Connection], None], what: str)
         with engine.begin() as connection:
             write(connection)
 
-    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+    if in_memory(engine):
         work()
         yield
         return

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconcile.errors import LockedError, StoreError
-from reconcile.store.database import unusable
+from reconcile.store.database import in_memory, unusable
 
 LOCK_KEY_SQL = "hashtext('reconcile:' || current_schema())"
 
@@ -86,7 +86,7 @@ class RunLock:
 
 def _lock_path(engine: Engine) -> Path:
     database = engine.url.database
-    if not database or database == ":memory:":
+    if in_memory(engine) or not database:
         return Path(f"/tmp/reconcile-memory-{os.getpid()}.lock")
     if database.startswith("file:"):  # a SQLite URI (file:/path/store.db?mode=ro): the lock is beside the file
         database = database.removeprefix("file:").split("?", 1)[0]
