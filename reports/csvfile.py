@@ -174,16 +174,16 @@ def _format_column(column: pd.Series, currencies: list[str | None] | None) -> li
 
 
 _SEPARATOR = "\x00"
-_FORMULA_AFTER_SEPARATOR = re.compile("\x00[=\\-@\t\r]")  # each of FORMULA_START but "+"
-_PHONE_AFTER_SEPARATOR = re.compile(r"\x00\+(?![1-9][0-9]{1,14}(?:\x00|\Z))")  # a "+" text that is no E164 number
+# after a separator: a text that `neutralise` would change (a formula character, and not an E164 phone number)
+_NEEDS_NEUTRALISING = re.compile(f"{_SEPARATOR}(?!{E164.pattern}(?:{_SEPARATOR}|\\Z))[{re.escape(''.join(FORMULA_START))}]")
 
 
 def _plain_texts(column: pd.Series) -> list[str] | None:
     """A text column's cells when none needs neutralising (blanks empty), found at C speed; else None.
 
     The texts are joined once, each after a separator none holds: a text starting with a formula
-    character shows as that character after a separator. Phone numbers all start with "+", and
-    are left as they are when E164 (`neutralise`), which one search over the joined text says.
+    character shows as that character after a separator, and one search (`neutralise`'s rule:
+    E164 phone numbers are left as they are) finds any.
     """
     values: list[str] = column.to_numpy().tolist()
     try:
@@ -193,7 +193,7 @@ def _plain_texts(column: pd.Series) -> list[str] | None:
         joined = _SEPARATOR + _SEPARATOR.join(values)
     if joined.count(_SEPARATOR) != len(values):  # a text holds the separator itself: look one by one
         return None
-    if _FORMULA_AFTER_SEPARATOR.search(joined) or _PHONE_AFTER_SEPARATOR.search(joined):
+    if _NEEDS_NEUTRALISING.search(joined):
         return None
     return values
 
