@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.analysis.monthly import MonthlyReview
-from reconcile.reports.xlsx import Book, Serials, Sheet, money_format, serials
+from reconcile.reports.xlsx import Book, Sheet, money_format, serials
 
 
 def write_review_xlsx(review: MonthlyReview, focus_billed: dict[str, Decimal], focus_rows: int, path: Path) -> None:
@@ -83,8 +83,7 @@ def write_flagged_xlsx(flagged: pd.DataFrame, agent_names: dict[str, str], path:
                *agents, column("purchased_at"), column("last_call_at"), column("idle_days"), column("first_flagged_at")]
     for start in range(0, len(flagged), CHUNK_ROWS):  # rendered a slice at a time: never every cell at once
         end = start + CHUNK_ROWS
-        sheet.columns([values.slice(start, end) if isinstance(values, Serials) else values[start:end]
-                       for values in columns], currencies=currencies[start:end])
+        sheet.columns([values[start:end] for values in columns], currencies=currencies[start:end])
     book.save(path, as_of)
 
 

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsIndex, overload
 from xml.sax.saxutils import quoteattr
 
 import pandas as pd
@@ -66,8 +66,15 @@ class Serials(list[float | None]):
     """A column of UTC times already turned into Excel's serials (see `serials`), blanks None: date-time
     cells. A slice of it is one too."""
 
-    def slice(self, start: int, end: int) -> Serials:
-        return Serials(self[start:end])
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> float | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> Serials: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> float | None | Serials:
+        if isinstance(index, slice):
+            return Serials(super().__getitem__(index))
+        return super().__getitem__(index)
 
 
 def serials(column: pd.Series) -> Serials:
@@ -175,9 +182,9 @@ class Sheet:
     def _column(self, index: int, values: Sequence[Any], numbers: list[str],
                 currencies: Sequence[str | None]) -> list[str]:
         letter = self.letters[index]
-        kinds = set() if isinstance(values, Serials) else set(map(type, values)) - {type(None)}  # Serials: known
+        kinds = {Serials} if isinstance(values, Serials) else set(map(type, values)) - {type(None)}
         widest = 0
-        if isinstance(values, Serials):
+        if kinds == {Serials}:
             head = f'<c r="{letter}'
             cells = ["" if v is None else f'{head}{n}" s="{DATETIME}"><v>{v!r}</v></c>'
                      for n, v in zip(numbers, values, strict=True)]
