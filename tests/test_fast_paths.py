@@ -198,7 +198,8 @@ ROW_VALUES = st.one_of(st.text(), st.integers(min_value=-1, max_value=10**6),
 @given(st.lists(st.tuples(ROW_VALUES, ROW_VALUES, ROW_VALUES), max_size=5))
 def test_the_pages_rows_as_orjson_writes_them_are_the_bytes_json_dumps_wrote(rows):
     """flagged_json writes with orjson what json.dumps(ensure_ascii=False, compact) wrote: the page's
-    bytes do not change with the faster encoder (text orjson refuses goes the old way)."""
+    bytes do not change with the faster encoder (text orjson refuses, a lone surrogate, never reaches a
+    report: the client's orjson refuses it in the API's answer)."""
     try:
         fast = orjson.dumps(rows).decode("utf-8")
     except orjson.JSONEncodeError:
