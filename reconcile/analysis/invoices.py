@@ -65,8 +65,7 @@ class Month:
     numbers: dict[str, NumberFacts]
     usage: Usage | None
     by_plan: dict[str, int] = field(default_factory=dict)   # number_id -> the release plan that released it
-    expected: list[ExpectedFee] = field(init=False)
-    expected_keys: list[tuple[str, str, dt.date]] = field(init=False)  # each expected fee's key, made once
+    expected: dict[tuple[str, str, dt.date], ExpectedFee] = field(init=False)  # fee key -> what the rules call for
     matched: dict[tuple[str, str, dt.date], Any] = field(init=False)   # fee key -> its first line
     duplicates: list[Any] = field(init=False)                          # fee lines for a key already seen
     unmatched: list[Any] = field(init=False)                           # first lines of keys no rule expects
@@ -75,9 +74,7 @@ class Month:
     fees: list[Any] = field(init=False)                                # the fee lines, read once
 
     def __post_init__(self) -> None:
-        self.expected = [fee for number in self.numbers.values() for fee in expected_fees(number, self.period)]
-        self.expected_keys = [fee.key for fee in self.expected]
-        keys = set(self.expected_keys)
+        self.expected = {fee.key: fee for number in self.numbers.values() for fee in expected_fees(number, self.period)}
         self.matched, self.duplicates, self.unmatched = {}, [], []
         seen: set[tuple[Any, ...]] = set()
         self.fees = list(rows(self.lines[self.lines["type"].isin(FEE_TYPES)]))
@@ -85,7 +82,7 @@ class Month:
             key = (line.number_id, line.type, line.service_period_start)
             if key in seen:
                 self.duplicates.append(line)
-            elif key in keys:
+            elif key in self.expected:
                 self.matched[key] = line
             else:
                 self.unmatched.append(line)
@@ -165,7 +162,7 @@ def _unmatched(issue: str) -> Callable[[Month], Iterator[Finding]]:
 @check("missing_invoice", "fees (or call usage) were expected in a currency that has no invoice this month")
 def _missing_invoice(month: Month) -> Iterator[Finding]:
     fees: dict[str, list[ExpectedFee]] = defaultdict(list)
-    for fee in month.expected:
+    for fee in month.expected.values():
         if not month.invoiced(fee.currency):
             fees[fee.currency].append(fee)
     usage: dict[str, Decimal] = defaultdict(Decimal)
@@ -187,7 +184,7 @@ check("fee_after_release", "a fee for a renewal that starts after the number's r
 
 @check("missing_fee", "a fee the billing rules call for that no line carries")
 def _missing_fee(month: Month) -> Iterator[Finding]:
-    for fee, key in zip(month.expected, month.expected_keys, strict=True):
+    for key, fee in month.expected.items():
         if key not in month.matched and month.invoiced(fee.currency):
             yield month.from_fee("missing_fee", fee,
                                  f"no {_fee_name(fee.type)} for the period starting {fee.service_period_start}")
@@ -195,9 +192,8 @@ def _missing_fee(month: Month) -> Iterator[Finding]:
 
 @check("amount_mismatch", "billed differs from the price in force at the renewal, or from the number's currency")
 def _amount_mismatch(month: Month) -> Iterator[Finding]:
-    expected = dict(zip(month.expected_keys, month.expected, strict=True))
     for key, line in month.matched.items():
-        fee = expected[key]
+        fee = month.expected[key]
         if line.currency != fee.currency:
             yield month.from_line("amount_mismatch", line, fee.amount, line.amount,
                                   f"billed in {line.currency}; the number is priced in {fee.currency}")
@@ -346,7 +342,7 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         c = of(line.currency)
         c.billed_fees += 1
         c.billed_fees_amount += line.amount
-    for fee, key in zip(month.expected, month.expected_keys, strict=True):
+    for key, fee in month.expected.items():
         c = of(fee.currency)
         c.expected_fees += 1
         line = month.matched.get(key)
