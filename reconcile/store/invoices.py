@@ -187,8 +187,10 @@ def lines_frame(connection: Connection, invoice_ids: list[str]) -> pd.DataFrame:
         frame[name] = pd.Series([_date(v) for v in frame[name].tolist()], index=frame.index, dtype=object)
     for name in ("number_id", "phone_number"):  # None stays None (not NaN): the analysis keys on it
         frame[name] = pd.Series([v if isinstance(v, str) else None for v in frame[name]], index=frame.index, dtype=object)
-    for name in ("invoice_id", "type", "currency"):  # a month's lines repeat a few of each: one text object per value
-        shared: dict[Any, Any] = {}  # (less memory, and the forked reader pickles each once: half its hand-over)
+    # a month's lines repeat a few of each of these: one text object per value (less memory, and the
+    # forked reader that reads them pickles each text once: half its hand-over)
+    for name in ("invoice_id", "type", "currency"):
+        shared: dict[Any, Any] = {}
         frame[name] = pd.Series([shared.setdefault(v, v) for v in frame[name].tolist()], index=frame.index, dtype=object)
     return sort_frame(frame, ["invoice_id", "position"])
 
