@@ -166,3 +166,133 @@ def test_a_listing_with_stored_fingerprints_parses_only_what_changed(make_sandbo
     assert {k: second.fingerprints[k] for k in changed} == {k: first.fingerprints[k] for k in changed}
     assert second.duplicates == 0 and not second.drift and second.issues == []
     assert [r.id for r in second.records] == [r.id for r in first.records if r.id in set(changed)]  # the API's order
+
+
+# -- pages read against fingerprints: each record kept as the bytes it was served in -------------
+
+
+PAGE = ('{"data":[{"id":"num_1","label":"caf\\u00e9 \\"A\\" \u2028 \U0001f600","n":[1,2.5,-0.0,1e300],'
+        '"big":123456789012345678901234567890,"o":{"k":null,"t":true}},\n  42, null, "x", [], {}],'
+        ' "meta" : {"page":1,"total_pages":1,"total_results":6}}').encode()
+
+
+def test_a_page_kept_as_raw_records_decodes_as_the_whole_page_and_digests_the_served_bytes():
+    import hashlib
+    import json
+
+    import orjson
+
+    from reconcile.truedy.fields import fingerprint
+    from reconcile.truedy.paging import with_raw_records
+
+    body = with_raw_records(PAGE)
+    whole = orjson.loads(PAGE)  # what every answer was decoded by, record by record the same values
+    assert [orjson.loads(memoryview(raw)) for raw in body["data"]] == whole["data"] != json.loads(PAGE)["data"]  # big int
+    assert body["meta"] == whole["meta"] and set(body) == {"data", "meta"}
+    first = PAGE[PAGE.index(b"{", 1):PAGE.index(b"}},") + 2]  # the first record's bytes, exactly as served
+    assert bytes(body["data"][0]) == first
+    assert fingerprint(body["data"][0]) == hashlib.blake2b(first, digest_size=16).hexdigest()
+    assert fingerprint(body["data"][1]) != fingerprint(body["data"][2])
+
+
+@pytest.mark.parametrize("content, shape", [
+    (b'[{"id": "a"}]', list), (b'{"data": 5, "meta": {}}', dict), (b'{"meta": {}}', dict), (b'"text"', str)])
+def test_a_page_of_the_wrong_shape_is_decoded_whole_for_the_paginator_to_refuse(content, shape):
+    from reconcile.truedy.paging import with_raw_records
+
+    body = with_raw_records(content)
+    assert isinstance(body, shape) and (shape is not dict or body.get("data") in (5, None))
+
+
+@pytest.mark.parametrize("content", [b'{"data": [{"id": "a"},], "meta": {}}', b'{"data": [{"id": "a"}',
+                                     b'{"data": [{"id": "\\ud800"}], "meta": {}}', b'\xff{"data": []}'])
+def test_a_page_that_is_not_json_is_refused_whole_as_orjson_refuses_it(content):
+    import msgspec
+    import orjson
+
+    from reconcile.truedy.paging import with_raw_records
+
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(content)
+    with pytest.raises(msgspec.DecodeError):
+        with_raw_records(content)
+
+
+@pytest.mark.parametrize("bad_answers, outcome", [(2, "retried"), (99, "refused")])
+def test_a_fingerprinted_listing_page_that_is_not_json_is_retried_then_refused(make_sandbox, make_client, monkeypatch,
+                                                                              bad_answers, outcome):
+    from reconcile.errors import ContractError
+    from reconcile.sandbox import app as sandbox_app
+
+    server = make_sandbox(numbers=30, seed=5)
+    client = make_client(server, page_size=10)
+    stored = client.list_numbers(stored_fingerprints={}).fingerprints
+    real_json, left = sandbox_app._json, [bad_answers]
+
+    def cut_short(body, status=200, headers=None):
+        response = real_json(body, status, headers)
+        if isinstance(body, dict) and "meta" in body and left[0] > 0:
+            left[0] -= 1
+            response.body = response.body[:-7]  # the connection dropped mid-answer, the length header says so
+            response.headers["content-length"] = str(len(response.body))
+        return response
+
+    monkeypatch.setattr(sandbox_app, "_json", cut_short)
+    if outcome == "refused":
+        with pytest.raises(ContractError, match="a body that is not JSON"):
+            client.list_numbers(stored_fingerprints=stored)
+        return
+    again = client.list_numbers(stored_fingerprints=stored)
+    assert again.unchanged == set(stored) and again.records == [] and client.stats.retries >= 2
+
+
+@pytest.mark.parametrize("bent", [b'"country_code":"US","z":1e400', b'"country_code":"\xff"'])
+def test_a_changed_record_orjson_refuses_inside_a_well_formed_page_is_a_contract_error(make_sandbox, make_client,
+                                                                                      monkeypatch, bent):
+    """msgspec passes the page (it checks only where records start and end); orjson refuses the record."""
+    from reconcile.errors import ContractError
+    from reconcile.sandbox import app as sandbox_app
+
+    server = make_sandbox(numbers=12, seed=5)
+    client = make_client(server, page_size=10)
+    real_json = sandbox_app._json
+
+    def bend(body, status=200, headers=None):
+        response = real_json(body, status, headers)
+        if isinstance(body, dict) and "meta" in body:
+            response.body = response.body.replace(b'"country_code":"US"', bent, 1)
+            response.headers["content-length"] = str(len(response.body))
+        return response
+
+    monkeypatch.setattr(sandbox_app, "_json", bend)
+    with pytest.raises(ContractError, match="a body that is not JSON"):
+        client.list_numbers(stored_fingerprints={})
+
+
+def test_fingerprints_digested_another_way_cost_one_parse_and_no_version(make_sandbox, make_client, store):
+    """A store whose fingerprints were digested otherwise (an older release re-encoded each record) is read
+    in full once: no version opens or closes, the fingerprints become the served bytes' own, and the next
+    listing parses nothing."""
+    from sqlalchemy import select, update
+
+    from reconcile.store.schema import number_versions
+    from reconcile.sync import SyncOptions, run_sync
+
+    server = make_sandbox(numbers=80, seed=9)
+    client = make_client(server, page_size=20)
+
+    def sync():
+        return run_sync(client, store, clock=lambda: server.account.now, options=SyncOptions(call_slices=1))
+
+    sync()
+    open_versions = select(number_versions.c.number_id, number_versions.c.version_id,
+                           number_versions.c.source_hash).where(number_versions.c.valid_to_run.is_(None))
+    with store.begin() as connection:
+        digested = {row.number_id: row.source_hash for row in connection.execute(open_versions)}
+        connection.execute(update(number_versions).values(source_hash="0" * 32))
+    again = sync()
+    assert (again.versions_opened, again.versions_closed) == (0, 0)
+    with store.connect() as connection:
+        assert {row.number_id: row.source_hash for row in connection.execute(open_versions)} == digested
+    listing = client.list_numbers(stored_fingerprints=digested)
+    assert listing.records == [] and listing.unchanged == {n.id for n in server.account.listing(None)}

@@ -10,8 +10,6 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import orjson
-
 from reconcile.clock import parse_date, parse_timestamp
 from reconcile.money import parse_amount, parse_currency
 
@@ -144,13 +142,14 @@ def _json_type(value: Any) -> str:
         type(value), type(value).__name__)
 
 
-def fingerprint(raw: Any) -> str:
-    """A digest of a raw record exactly as served (keys sorted): equal means nothing in it changed."""
-    try:
-        encoded = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return ""
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+def fingerprint(served: Any) -> str:
+    """A digest of a record's bytes (any buffer: bytes, `msgspec.Raw`) exactly as served: equal means nothing in it changed.
+
+    Taken from the page's own bytes (`paging.with_raw_records`), never a re-encoding: no parse,
+    no dump. A record served with other whitespace or key order has another digest, which
+    costs only a parse (and a compare of its row hash, which says nothing changed).
+    """
+    return hashlib.blake2b(served, digest_size=16).hexdigest()
 
 
 def record_id(raw: Any) -> str:

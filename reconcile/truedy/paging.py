@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+import orjson
+
 from reconcile.errors import ContractError
+
+_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class PageNumberPaginator:
@@ -62,6 +68,29 @@ class PageNumberPaginator:
         if self.total_pages is None:
             self.total_pages = total_pages
         return data
+
+
+def with_raw_records(content: bytes) -> Any:
+    """A listing page's JSON with each record of its 'data' list left as the bytes it was served in
+    (`msgspec.Raw`, which a fingerprint digests); the rest decoded by orjson, as every answer is.
+
+    msgspec only finds where each record starts and ends, checking the page's syntax on the
+    way: a truncated or malformed page raises `msgspec.DecodeError`, as orjson would refuse
+    it. What msgspec passes but orjson refuses inside a record (an invalid UTF-8 byte, a number
+    past a double) shows when that record is decoded (`orjson.loads` on a memoryview of its bytes). A page
+    whose shape is not a listing's is decoded whole, for the paginator to say what is wrong.
+    """
+    try:
+        fields = _OBJECT.decode(content)
+    except msgspec.ValidationError:  # valid JSON but not an object
+        return orjson.loads(content)
+    body = {name: orjson.loads(memoryview(value)) for name, value in fields.items() if name != "data"}
+    if "data" in fields:
+        try:
+            body["data"] = _RECORDS.decode(fields["data"])
+        except msgspec.ValidationError:  # not a list
+            body["data"] = orjson.loads(memoryview(fields["data"]))
+    return body
 
 
 MAX_RESULTS = 50_000_000  # no account holds more records of one kind; a larger count is a broken answer
