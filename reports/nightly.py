@@ -120,9 +120,10 @@ def flagged_json(flagged: pd.DataFrame) -> str:
     # what json.dumps(ensure_ascii=False, separators=(",", ":")) wrote, in a third of its time (27,654 rows:
     # 0.07 s -> 0.02 s); text orjson would refuse (a lone surrogate) never gets here: the client's orjson
     # refused it in the API's answer
-    body = orjson.dumps(rows).decode("utf-8")
-    # inside <script>, "</script>" or "<!--" in customer text must not end or confuse the element
-    return body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    body = orjson.dumps(rows)
+    # inside <script>, "</script>" or "<!--" in customer text must not end or confuse the element; replaced in
+    # the UTF-8 bytes (no multi-byte sequence holds an ASCII byte): a quarter of the time on the decoded text
+    return body.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026").decode("utf-8")
 
 
 def _charts(trend: pd.DataFrame) -> list[str]:
