@@ -98,9 +98,7 @@ def flagged_json(flagged: pd.DataFrame) -> str:
         return [value if isinstance(value, str) else "" for value in column.tolist()]
 
     savings, currencies = flagged["monthly_savings"].tolist(), text("currency")
-    days: dict[Any, str] = {}  # streaks start on few distinct runs: format each time once
-    since = [days.get(v) or days.setdefault(v, format_timestamp(v)[:10]) if isinstance(v, dt.datetime) else ""
-             for v in flagged["first_flagged_at"].tolist()]
+    since = _days(flagged["first_flagged_at"])
     names = _agent_names(flagged)
     agents = [names.get(a or b, a or b) for a, b in zip(text("inbound_agent_id"), text("outbound_agent_id"), strict=True)]
     shown: dict[tuple[Decimal, str], tuple[str, float]] = {}  # prices repeat: format each once
@@ -124,6 +122,15 @@ def flagged_json(flagged: pd.DataFrame) -> str:
     # inside <script>, "</script>" or "<!--" in customer text must not end or confuse the element; replaced in
     # the UTF-8 bytes (no multi-byte sequence holds an ASCII byte): a quarter of the time on the decoded text
     return body.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026").decode("utf-8")
+
+
+def _days(column: pd.Series) -> list[str]:
+    """Each time's UTC date ("2026-11-01"), '' when blank. Streaks start on few distinct runs: each
+    distinct time is formatted once, and the column is never made a Timestamp per row."""
+    codes, distinct = pd.factorize(column)  # a blank's code is -1: the '' put last
+    texts = [format_timestamp(value)[:10] if isinstance(value, dt.datetime) else ""  # factorize leaves NaT out
+             for value in distinct] + [""]
+    return [texts[code] for code in codes.tolist()]
 
 
 def _charts(trend: pd.DataFrame) -> list[str]:

@@ -246,3 +246,16 @@ def test_a_frame_sorted_by_numpy_is_the_frame_pandas_sorts(rows, names, as_str, 
                           "row": range(len(rows))})
     expected = frame.sort_values(names, kind="stable", ignore_index=True)
     pd.testing.assert_frame_equal(sort_frame(frame, names), expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1),
+                                                  timezones=st.just(dt.UTC))), min_size=1, max_size=20),
+       st.booleans())
+def test_flagged_since_days_formatted_once_each_are_each_rows_own(times, as_objects):
+    """The page's "flagged since" column (distinct times formatted once) is each row's own UTC date."""
+    from reconcile.clock import format_timestamp
+    from reports.nightly import _days
+
+    column = pd.Series(times, dtype=object) if as_objects else pd.Series(times)
+    assert _days(column) == [format_timestamp(t)[:10] if t is not None else "" for t in times]
