@@ -1,9 +1,10 @@
 """One sync run: the Truedy API into the store, atomically.
 
-Reads happen first (agents, numbers active/pending and released, side by side; confirmation of
-numbers that vanished from the listings), then one transaction writes every version,
-the calls since the watermark, the data issues and the new watermark, and marks the
-run complete. A failure or a kill before that commit leaves no versions, no calls and
+Reads happen first: the calls since the watermark (into a temporary table of the session
+that will commit them, while a thread reads the store's open versions), then the listings
+(agents, numbers active/pending and released, side by side; confirmation of numbers that
+vanished from them). Then one transaction writes every version, the calls, the data
+issues and the new watermark, and marks the run complete. A failure or a kill before that commit leaves no versions, no calls and
 no watermark move; the run row says `failed` (or `abandoned`, found by the next run).
 The caller holds the run lock (`reconcile.store.lock.RunLock`).
 """
@@ -29,6 +30,8 @@ from reconcile.store import writer
 from reconcile.store.database import first_line
 from reconcile.store.schema import agent_versions, number_versions
 from reconcile.store.snapshot import (
+    OpenVersion,
+    VersionPlan,
     agent_row,
     merge_number_listings,
     number_row,
@@ -141,10 +144,74 @@ def run_sync(
 def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: Progress, summary: SyncSummary) -> None:
     run_id, as_of = summary.run_id, summary.as_of
     issues: list[DataIssue] = []
-
     with engine.connect() as connection:
-        open_numbers = writer.open_versions(connection, number_versions, "number_id")
-        open_agents = writer.open_versions(connection, agent_versions, "agent_id")
+        watermark = writer.get_state(connection, WATERMARK)
+    if watermark:
+        after = parse_timestamp(watermark) - dt.timedelta(minutes=options.calls_overlap_minutes)
+    else:
+        after = as_of - dt.timedelta(days=options.calls_backfill_days)
+
+    # one session from the first call downloaded to the commit: its temporary table holds the calls
+    # (store/staging.py), so the store's write lock lasts only for the final commit
+    with engine.connect() as connection, CallStaging(connection) as staging:
+        # the calls first, while a thread reads the store's open versions: the API and the store busy at once
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-versions") as pool:
+            stored = pool.submit(contextvars.copy_context().run, _open_versions, engine)
+            progress.phase("calls")
+            issues += _download_calls(client, staging, after, as_of, options, progress, run_id)
+            open_numbers, open_agents = stored.result()
+        check_not_ahead(as_of, client.server_date)  # the answers carried the upstream's clock; nothing is written yet
+        number_plan, agent_plan, rehashed = _plan_versions(client, progress, summary, issues, open_numbers,
+                                                           open_agents)
+        progress.phase("commit")
+        with connection.begin():
+            writer.apply_plan(connection, agent_versions, agent_plan, run_id)
+            writer.apply_plan(connection, number_versions, number_plan, run_id)
+            writer.set_source_hashes(connection, number_versions, rehashed)
+            summary.versions_opened = len(number_plan.to_open) + len(agent_plan.to_open)
+            summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
+            if not watermark:
+                writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
+            summary.calls_added = staging.commit_into_calls()
+            summary.data_issues = writer.record_issues(connection, run_id, issues)
+            writer.set_state(connection, WATERMARK, format_timestamp(as_of), run_id)
+            progress.finish()
+            summary.requests, summary.rate_limited = client.stats.requests, client.stats.by_status[429]
+            counts = {k: v for k, v in asdict(summary).items() if k not in ("run_id", "as_of", "duration_s")}
+            writer.finish_run(connection, run_id, as_of, counts)
+    for issue in issues[:20]:
+        log.warning("data issue: %s", issue.describe())
+    if len(issues) > 20:
+        log.warning("... and %d more data issues (see the nightly report)", len(issues) - 20)
+
+
+def _open_versions(engine: Engine) -> tuple[dict[str, OpenVersion], dict[str, OpenVersion]]:
+    with engine.connect() as connection:
+        return (writer.open_versions(connection, number_versions, "number_id"),
+                writer.open_versions(connection, agent_versions, "agent_id"))
+
+
+def _download_calls(client: TruedyClient, staging: CallStaging, after: dt.datetime, before: dt.datetime,
+                    options: SyncOptions, progress: Progress, run_id: int) -> list[DataIssue]:
+    """The calls started in [after, before) into the staging table, 10,000 rows at a time; their data issues."""
+    issues: list[DataIssue] = []
+    batch: list[dict[str, Any]] = []
+    for page in client.iter_calls(after, before, slices=options.call_slices):
+        issues += page.issues
+        batch += [call_row(call, run_id) for call in page.calls]  # calls stored already: skipped at the commit
+        if len(batch) >= CALL_BATCH:
+            staging.add(batch)
+            batch = []
+        progress.advance(len(page.calls))
+    staging.add(batch)
+    return issues
+
+
+def _plan_versions(client: TruedyClient, progress: Progress, summary: SyncSummary, issues: list[DataIssue],
+                   open_numbers: dict[str, OpenVersion], open_agents: dict[str, OpenVersion],
+                   ) -> tuple[VersionPlan, VersionPlan, list[tuple[int, str]]]:
+    """The listings read and set against the open versions: what to open and close, and the unchanged
+    versions whose upstream record now reads otherwise (version id, new fingerprint)."""
     stored_fingerprints = {key: v.source_hash for key, v in open_numbers.items() if v.source_hash}
 
     # the three listings at once: their first pages and last stragglers overlap
@@ -161,7 +228,6 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
                      + len(released.unchanged))
     issues += agents.issues + live.issues + released.issues
     summary.listing_passes = live.passes + released.passes
-    check_not_ahead(as_of, client.server_date)  # the listings carried the upstream's clock; nothing is written yet
     numbers = merge_number_listings(live.records, released.records)
     fingerprints = {**live.fingerprints, **released.fingerprints}
     unchanged = (live.unchanged | released.unchanged) - set(numbers)  # served exactly as stored
@@ -198,46 +264,5 @@ def _sync(client: TruedyClient, engine: Engine, options: SyncOptions, progress: 
     agent_rows = {a.id: agent_row(a) for a in agents.records}
     agents_gone = set() if agents.drift else set(open_agents) - set(agent_rows) - {i.record_id for i in agents.issues}
     agent_plan = plan_versions(open_agents, agent_rows, agents_gone)
+    return number_plan, agent_plan, rehashed
 
-    # the calls are downloaded before the write transaction, into a temporary table of the session
-    # that commits them (store/staging.py): the store's write lock lasts only for the final commit
-    with engine.connect() as connection:
-        watermark = writer.get_state(connection, WATERMARK)
-        if watermark:
-            after = parse_timestamp(watermark) - dt.timedelta(minutes=options.calls_overlap_minutes)
-        else:
-            after = as_of - dt.timedelta(days=options.calls_backfill_days)
-        before = as_of
-    progress.phase("calls")
-    # one session from the first call downloaded to the commit: its temporary table holds the calls
-    with engine.connect() as connection, CallStaging(connection) as staging:
-        batch: list[dict[str, Any]] = []  # pages of 500 go to the staging table 10,000 rows at a time
-        for page in client.iter_calls(after, before, slices=options.call_slices):
-            issues += page.issues
-            batch += [call_row(call, run_id) for call in page.calls]  # calls stored already: skipped at the commit
-            if len(batch) >= CALL_BATCH:
-                staging.add(batch)
-                batch = []
-            progress.advance(len(page.calls))
-        staging.add(batch)
-
-        progress.phase("commit")
-        with connection.begin():
-            writer.apply_plan(connection, agent_versions, agent_plan, run_id)
-            writer.apply_plan(connection, number_versions, number_plan, run_id)
-            writer.set_source_hashes(connection, number_versions, rehashed)
-            summary.versions_opened = len(number_plan.to_open) + len(agent_plan.to_open)
-            summary.versions_closed = len(number_plan.to_close) + len(agent_plan.to_close)
-            if not watermark:
-                writer.set_state(connection, writer.CALLS_COVERED_FROM, format_timestamp(after), run_id)
-            summary.calls_added = staging.commit_into_calls()
-            summary.data_issues = writer.record_issues(connection, run_id, issues)
-            writer.set_state(connection, WATERMARK, format_timestamp(before), run_id)
-            progress.finish()
-            summary.requests, summary.rate_limited = client.stats.requests, client.stats.by_status[429]
-            counts = {k: v for k, v in asdict(summary).items() if k not in ("run_id", "as_of", "duration_s")}
-            writer.finish_run(connection, run_id, as_of, counts)
-    for issue in issues[:20]:
-        log.warning("data issue: %s", issue.describe())
-    if len(issues) > 20:
-        log.warning("... and %d more data issues (see the nightly report)", len(issues) - 20)
