@@ -17,7 +17,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -79,15 +78,6 @@ class SyncSummary:
             f"{self.versions_closed:,} closed, {self.calls_added:,} calls added, "
             f"{self.data_issues:,} data issues, {self.duration_s:.1f} s"
         )
-
-
-def call_row(call: Call, run_id: int) -> dict[str, Any]:
-    return {
-        "call_id": call.id, "agent_id": call.agent_id, "number_id": call.number_id, "direction": call.direction,
-        "from_number": call.from_number, "to_number": call.to_number, "started_at": call.started_at,
-        "ended_at": call.ended_at, "duration_seconds": call.duration_seconds, "cost_amount": call.cost_amount,
-        "cost_currency": call.cost_currency, "sync_run_id": run_id,
-    }
 
 
 def check_moves_forward(as_of: dt.datetime, newest_complete: dt.datetime | None) -> None:
@@ -195,15 +185,15 @@ def _download_calls(client: TruedyClient, staging: CallStaging, after: dt.dateti
                     options: SyncOptions, progress: Progress, run_id: int) -> list[DataIssue]:
     """The calls started in [after, before) into the staging table, 10,000 rows at a time; their data issues."""
     issues: list[DataIssue] = []
-    batch: list[dict[str, Any]] = []
+    batch: list[Call] = []
     for page in client.iter_calls(after, before, slices=options.call_slices):
         issues += page.issues
-        batch += [call_row(call, run_id) for call in page.calls]  # calls stored already: skipped at the commit
+        batch += page.calls  # calls stored already: skipped at the commit
         if len(batch) >= CALL_BATCH:
-            staging.add(batch)
+            staging.add_calls(batch, run_id)
             batch = []
         progress.advance(len(page.calls))
-    staging.add(batch)
+    staging.add_calls(batch, run_id)
     return issues
 
 

@@ -259,3 +259,32 @@ def test_flagged_since_days_formatted_once_each_are_each_rows_own(times, as_obje
 
     column = pd.Series(times, dtype=object) if as_objects else pd.Series(times)
     assert _days(column) == [format_timestamp(t)[:10] if t is not None else "" for t in times]
+
+
+CALL_VALUES = st.tuples(
+    st.text(min_size=1, max_size=6), st.text(min_size=1, max_size=4), st.one_of(st.none(), st.text(max_size=4)),
+    st.sampled_from(["inbound", "outbound"]), st.one_of(st.none(), st.just("+14155550100")), st.none(),
+    st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1), timezones=st.just(dt.UTC)),
+    st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1), timezones=st.just(dt.UTC)),
+    st.integers(min_value=0, max_value=10**6), st.decimals(min_value=0, max_value=100, places=4, allow_nan=False),
+    st.sampled_from(["USD", "EUR", "JPY"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(CALL_VALUES, max_size=12), st.sampled_from(["sqlite", "postgresql"]))
+def test_calls_bound_a_column_at_a_time_are_the_rows_bound_one_by_one(values, dialect_name):
+    """CallStaging.add_calls binds a Call's fields column by column (zip at C speed): the same values, in
+    the same order, as binding each call's row (the calls table's columns, the run id last)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from reconcile.store.schema import calls
+    from reconcile.store.writer import Binder
+    from reconcile.truedy.records import Call
+
+    bind = Binder(calls, (sqlite if dialect_name == "sqlite" else postgresql).dialect())
+    records = [Call(*value) for value in values]
+    assert bind.names == ["call_id", *Call._fields[1:], "sync_run_id"]  # the fields are the table's columns
+    rows = [{"call_id": c.id, **{name: getattr(c, name) for name in Call._fields[1:]}, "sync_run_id": 7}
+            for c in records]
+    by_column = bind.columns([*zip(*records, strict=True), [7] * len(records)]) if records else []
+    assert [list(row) for row in by_column] == bind(rows)

@@ -9,6 +9,7 @@ with one INSERT ... SELECT inside the database, not row by row from Python.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconcile.store.schema import calls
 from reconcile.store.writer import Binder, insert_bound, keep_newest_calls
+from reconcile.truedy.records import Call
 
 STAGING = "calls_staging"
 
@@ -43,6 +45,14 @@ class CallStaging:
         """Bind rows of `calls` for the engine and write them to the staging table (committed: no lock held)."""
         if rows:
             insert_bound(self.connection, STAGING, self.bind.names, self.bind(rows))
+            self.connection.commit()
+
+    def add_calls(self, records: Sequence[Call], run_id: int) -> None:
+        """Call records of run `run_id` to the staging table (committed: no lock held), bound a column
+        at a time: a record's fields are the table's columns in order, the run id last."""
+        if records:
+            columns = [*zip(*records, strict=True), itertools.repeat(run_id, len(records))]
+            insert_bound(self.connection, STAGING, self.bind.names, self.bind.columns(columns))
             self.connection.commit()
 
     def commit_into_calls(self) -> int:

@@ -155,6 +155,14 @@ class Binder:
         self._convert = [(i, c) for i, c in enumerate(_converter(table.c[name].type, dialect) for name in names)
                          if c is not None]
 
+    def columns(self, columns: Sequence[Iterable[Any]]) -> list[tuple[Any, ...]]:
+        """Rows given a column at a time (one iterable per name in `names`, equally long) bound as
+        `__call__` binds them: each column converted whole, the rows made by `zip` at C speed."""
+        converted: list[Iterable[Any]] = list(columns)
+        for i, c in self._convert:
+            converted[i] = map(c, converted[i])
+        return list(zip(*converted, strict=True))
+
     def __call__(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
         tuples = []
         fetch, convert, names = self._fetch, self._convert, self.names

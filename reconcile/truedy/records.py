@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconcile.clock import parse_timestamp
 from reconcile.money import parse_amount, parse_currency
@@ -97,8 +97,11 @@ class Agent:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
+    """A call record. A named tuple, not a dataclass: a first sync makes 750,000 of them (made at
+    C speed, half a frozen dataclass's time), and its fields go to the store a column at a time
+    (`zip(*calls)`, see `CallStaging.add_calls`), in the order of the `calls` table."""
+
     id: str
     agent_id: str
     number_id: str | None
