@@ -39,3 +39,25 @@ def test_the_fast_sqlite_time_text_is_exactly_what_sqlalchemy_writes():
 
     check()
     assert sqlite_utc_text(None) is sqlalchemy_text(None) is None
+
+
+def test_sqlite_time_texts_made_a_column_at_a_time_are_each_times_own():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reconcile.store.writer import sqlite_utc_text, sqlite_utc_texts
+
+    zones = st.sampled_from([dt.UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 1, 1),
+                                                      timezones=zones)), max_size=8), st.booleans())
+    def check(moments, naive):
+        if naive and moments:  # a naive time is local to astimezone: the column goes the per-value way
+            moments[0] = dt.datetime(2026, 3, 1, 12, 30)
+        assert sqlite_utc_texts(moments) == [sqlite_utc_text(moment) for moment in moments]
+
+    check()

@@ -8,8 +8,9 @@ import json
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+import pandas as pd
 from sqlalchemy import (
     Connection,
     Dialect,
@@ -120,6 +121,18 @@ def sqlite_utc_text(value: dt.datetime | None) -> str | None:
         u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
 
 
+def sqlite_utc_texts(values: Iterable[dt.datetime | None]) -> list[str | None]:
+    """`sqlite_utc_text` over a whole column, the times formatted by numpy: half the time a value
+    (a test holds them equal). A naive time, which `astimezone` takes as local, sends the column
+    the per-value way."""
+    column = list(values)
+    if not all(value is None or value.tzinfo is not None for value in column):
+        return [sqlite_utc_text(value) for value in column]
+    stamps = pd.to_datetime(cast(Any, column), utc=True)  # times and None (NaT): more than the stubs allow
+    texts = stamps.tz_localize(None).to_numpy("datetime64[us]").astype("U26").tolist()
+    return [None if value is None else text.replace("T", " ", 1) for value, text in zip(column, texts, strict=True)]
+
+
 def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """SQLAlchemy's own bind processing for a column (money to nanos, UTC to the engine's form), as a function."""
     if isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
@@ -160,7 +173,7 @@ class Binder:
         `__call__` binds them: each column converted whole, the rows made by `zip` at C speed."""
         converted: list[Iterable[Any]] = list(columns)
         for i, c in self._convert:
-            converted[i] = map(c, converted[i])
+            converted[i] = sqlite_utc_texts(converted[i]) if c is sqlite_utc_text else map(c, converted[i])
         return list(zip(*converted, strict=True))
 
     def __call__(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
