@@ -6,11 +6,15 @@ open version still stands. No database, no clock: the writer applies the plan.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, NamedTuple
+
+import orjson
 
 from reconcile.truedy.records import Agent, PhoneNumber
 
@@ -65,17 +69,21 @@ def agent_row(agent: Agent) -> dict[str, Any]:
 
 
 def row_hash(row: Mapping[str, Any], fields: Iterable[str]) -> str:
-    """A stable digest of the versioned fields; Decimals by value ('1.10' == '1.1')."""
+    """A stable digest of the versioned fields; Decimals by value ('1.10' == '1.1').
+
+    The bytes digested are what `json.dumps(parts, ensure_ascii=False, separators=(",", ":"))`
+    wrote, made by orjson in a fraction of its time (a test holds them equal): every stored
+    version's hash stays what it was.
+    """
     parts = []
     for name in fields:
         value = row[name]
-        if hasattr(value, "normalize"):
+        if isinstance(value, Decimal):
             value = format(value.normalize(), "f")
-        elif hasattr(value, "isoformat"):
+        elif isinstance(value, dt.date | dt.time):
             value = value.isoformat()
         parts.append(value)
-    encoded = json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+    return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
 
 
 class OpenVersion(NamedTuple):
