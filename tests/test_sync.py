@@ -338,3 +338,45 @@ def test_records_served_as_stored_are_not_parsed_again_and_a_new_field_changes_n
     parsed.clear()
     sync(server, store, make_client)
     assert parsed == [], "the new field's record is recognised from then on"
+
+
+@pytest.mark.parametrize("stored_first", [False, True])
+def test_calls_staged_twice_are_stored_once_and_the_key_still_holds(store, stored_first):
+    """Into an empty `calls` the keys and indexes are built after the rows (PostgreSQL drops its primary
+    key too): a call staged twice is one row either way, and afterwards the key refuses a second copy."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from reconcile.store.schema import calls
+    from reconcile.store.staging import CallStaging
+    from reconcile.store.writer import begin_run, insert_calls
+    from reconcile.truedy.records import Call
+
+    at = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    run = begin_run(store, at, at)
+
+    def call(n: int) -> Call:
+        return Call(f"call_{n}", "agt_1", "num_1", "inbound", None, None, at + dt.timedelta(minutes=n),
+                    at + dt.timedelta(minutes=n, seconds=30), 30, Decimal("0.01"), "USD")
+
+    if stored_first:
+        with store.begin() as connection:
+            insert_calls(connection, [{"call_id": "call_0", "agent_id": "agt_1", "number_id": "num_1",
+                                       "direction": "inbound", "from_number": None, "to_number": None,
+                                       "started_at": at, "ended_at": at, "duration_seconds": 30,
+                                       "cost_amount": Decimal("0.01"), "cost_currency": "USD", "sync_run_id": run}])
+    with store.connect() as connection, CallStaging(connection) as staging:
+        staging.add_calls([call(1), call(2), call(1)], run)
+        staging.add_calls([call(2), call(0)], run)
+        with connection.begin():
+            moved = staging.commit_into_calls()
+    assert moved == 2 if stored_first else moved == 3
+    with store.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 3
+    with pytest.raises(IntegrityError), store.begin() as connection:
+        connection.execute(insert(calls).values(call_id="call_1", agent_id="agt_1", direction="inbound", started_at=at,
+                                                ended_at=at, duration_seconds=1, cost_amount=Decimal(0),
+                                                cost_currency="USD", sync_run_id=run))

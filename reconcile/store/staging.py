@@ -63,7 +63,8 @@ class CallStaging:
         call id is held in memory (3 million ids at 400,000 numbers).
 
         Into an empty `calls` (a first sync) the secondary indexes are dropped and built
-        again after the insert: one sort each instead of a B-tree insert per row.
+        again after the insert: one sort each instead of a B-tree insert per row; on
+        PostgreSQL the primary key as well (SQLite cannot drop it).
         `number_last_call` takes each number's newest call of the batch, when it is newer.
         """
         names = ", ".join(self.bind.names)
@@ -71,14 +72,27 @@ class CallStaging:
         rebuilt = sorted(calls.indexes, key=lambda index: str(index.name)) if empty else []
         for index in rebuilt:
             index.drop(self.connection)
-        moved = self.connection.exec_driver_sql(
-            f"INSERT INTO calls ({names}) SELECT {names} FROM {STAGING} WHERE 1 = 1 ORDER BY call_id "  # noqa: S608
-            "ON CONFLICT (call_id) DO NOTHING").rowcount
+        key = self._primary_key() if empty and self.connection.dialect.name == "postgresql" else None
+        if key:  # the key too is built after the rows, by one sort: 755,000 calls 3.9 s -> 2.1 s
+            self.connection.exec_driver_sql(f'ALTER TABLE calls DROP CONSTRAINT "{key}"')
+            moved = self.connection.exec_driver_sql(  # a call staged twice is one row, as ON CONFLICT made it
+                f"INSERT INTO calls ({names}) SELECT DISTINCT ON (call_id) {names} FROM {STAGING} "  # noqa: S608
+                "ORDER BY call_id").rowcount
+            self.connection.exec_driver_sql(f'ALTER TABLE calls ADD CONSTRAINT "{key}" PRIMARY KEY (call_id)')
+        else:
+            moved = self.connection.exec_driver_sql(
+                f"INSERT INTO calls ({names}) SELECT {names} FROM {STAGING} WHERE 1 = 1 ORDER BY call_id "  # noqa: S608
+                "ON CONFLICT (call_id) DO NOTHING").rowcount
         for index in rebuilt:
             index.create(self.connection)
         # into an empty `calls`, its new index on number and start holds each number's newest call in order
         keep_newest_calls(self.connection, "calls" if empty else STAGING)
         return int(moved)
+
+    def _primary_key(self) -> str | None:
+        """The name of the primary key of `calls` on PostgreSQL (as the migrations named it)."""
+        return self.connection.exec_driver_sql(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'calls'::regclass AND contype = 'p'").scalar()
 
     def __exit__(self, *exc_info: object) -> None:
         try:
