@@ -263,8 +263,9 @@ class TruedyClient:
         whatever order the pages were fetched in. With `stored_fingerprints` (id -> fingerprint of the
         record's bytes as last stored), a record served in exactly the same bytes is not even
         decoded: its id goes to `unchanged`. Such pages keep each record as its bytes until then
-        (`paging.with_raw_records`); 100,000 numbers, 1,000 pages: 0.65 s less work than decoding
-        every page, digesting each record re-encoded and looking up its id.
+        (`paging.with_raw_records`). A night of 100,000 numbers in 1,000 pages: 0.35-0.45 s less CPU
+        than decoding every page and digesting each record re-encoded (the incremental sync
+        measured 2.97-3.09 s -> 2.53-2.70 s).
         """
         merged: dict[str, T] = {}
         place: dict[str, tuple[int, int]] = {}
