@@ -255,7 +255,7 @@ def test_a_frame_sorted_by_numpy_is_the_frame_pandas_sorts(rows, names, as_str, 
 def test_flagged_since_days_formatted_once_each_are_each_rows_own(times, as_objects):
     """The page's "flagged since" column (distinct times formatted once) is each row's own UTC date."""
     from reconcile.clock import format_timestamp
-    from reports.nightly import _days
+    from reconcile.reports.nightly import _days
 
     column = pd.Series(times, dtype=object) if as_objects else pd.Series(times)
     assert _days(column) == [format_timestamp(t)[:10] if t is not None else "" for t in times]
