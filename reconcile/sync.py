@@ -4,8 +4,9 @@ Reads happen first: the calls since the watermark (into a temporary table of the
 that will commit them, while a thread reads the store's open versions), then the listings
 (agents, numbers active/pending and released, side by side; confirmation of numbers that
 vanished from them). Then one transaction writes every version, the calls, the data
-issues and the new watermark, and marks the run complete. A failure or a kill before that commit leaves no versions, no calls and
-no watermark move; the run row says `failed` (or `abandoned`, found by the next run).
+issues and the new watermark, and marks the run complete. A failure or a kill before that
+commit leaves no versions, no calls and no watermark move; the run row says `failed` (or
+`abandoned`, found by the next run).
 The caller holds the run lock (`reconcile.store.lock.RunLock`).
 """
 
