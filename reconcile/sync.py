@@ -203,16 +203,15 @@ def _plan_versions(client: TruedyClient, progress: Progress, summary: SyncSummar
                    ) -> tuple[VersionPlan, VersionPlan, list[tuple[int, str]]]:
     """The listings read and set against the open versions: what to open and close, and the unchanged
     versions whose upstream record now reads otherwise (version id, new fingerprint)."""
-    stored_fingerprints = {key: v.source_hash for key, v in open_numbers.items() if v.source_hash}
+    known = {v.source_hash: key for key, v in open_numbers.items() if v.source_hash}  # fingerprint -> number id
 
     # the three listings at once: their first pages and last stragglers overlap
     # (requests still share the client's workers, connection pool and rate pacer)
     progress.phase("listings")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="listing") as pool:
         agents_listing = pool.submit(contextvars.copy_context().run, client.list_agents)
-        released_listing = pool.submit(contextvars.copy_context().run, client.list_numbers, "released",
-                                       stored_fingerprints)
-        live = client.list_numbers(stored_fingerprints=stored_fingerprints)
+        released_listing = pool.submit(contextvars.copy_context().run, client.list_numbers, "released", known)
+        live = client.list_numbers(known=known)
         released = released_listing.result()
         agents = agents_listing.result()
     progress.advance(len(agents.records) + len(live.records) + len(live.unchanged) + len(released.records)

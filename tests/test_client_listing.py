@@ -153,14 +153,14 @@ def test_a_listing_with_stored_fingerprints_parses_only_what_changed(make_sandbo
     each with its fingerprint; the two together are the whole listing, once each."""
     server = make_sandbox(numbers=600, seed=11)
     client = make_client(server, page_size=50)
-    first = client.list_numbers(stored_fingerprints={})
+    first = client.list_numbers(known={})
     assert first.unchanged == set() and set(first.fingerprints) == {r.id for r in first.records}
     stored = dict(first.fingerprints)
     changed = sorted(stored)[::7]
     for number_id in changed:
         stored[number_id] = "0" * 32  # as if stored from an older record
     stored["num_GONE"] = "f" * 32     # a stored number no longer listed: neither parsed nor unchanged
-    second = client.list_numbers(stored_fingerprints=stored)
+    second = client.list_numbers(known={print_: rid for rid, print_ in stored.items()})
     assert sorted(r.id for r in second.records) == changed
     assert second.unchanged == set(first.fingerprints) - set(changed)
     assert {k: second.fingerprints[k] for k in changed} == {k: first.fingerprints[k] for k in changed}
@@ -226,7 +226,8 @@ def test_a_fingerprinted_listing_page_that_is_not_json_is_retried_then_refused(m
 
     server = make_sandbox(numbers=30, seed=5)
     client = make_client(server, page_size=10)
-    stored = client.list_numbers(stored_fingerprints={}).fingerprints
+    stored = client.list_numbers(known={}).fingerprints
+    known = {print_: rid for rid, print_ in stored.items()}
     real_json, left = sandbox_app._json, [bad_answers]
 
     def cut_short(body, status=200, headers=None):
@@ -240,9 +241,9 @@ def test_a_fingerprinted_listing_page_that_is_not_json_is_retried_then_refused(m
     monkeypatch.setattr(sandbox_app, "_json", cut_short)
     if outcome == "refused":
         with pytest.raises(ContractError, match="a body that is not JSON"):
-            client.list_numbers(stored_fingerprints=stored)
+            client.list_numbers(known=known)
         return
-    again = client.list_numbers(stored_fingerprints=stored)
+    again = client.list_numbers(known=known)
     assert again.unchanged == set(stored) and again.records == [] and client.stats.retries >= 2
 
 
@@ -266,7 +267,7 @@ def test_a_changed_record_orjson_refuses_inside_a_well_formed_page_is_a_contract
 
     monkeypatch.setattr(sandbox_app, "_json", bend)
     with pytest.raises(ContractError, match="a body that is not JSON"):
-        client.list_numbers(stored_fingerprints={})
+        client.list_numbers(known={})
 
 
 def test_fingerprints_digested_another_way_cost_one_parse_and_no_version(make_sandbox, make_client, store):
@@ -294,5 +295,5 @@ def test_fingerprints_digested_another_way_cost_one_parse_and_no_version(make_sa
     assert (again.versions_opened, again.versions_closed) == (0, 0)
     with store.connect() as connection:
         assert {row.number_id: row.source_hash for row in connection.execute(open_versions)} == digested
-    listing = client.list_numbers(stored_fingerprints=digested)
+    listing = client.list_numbers(known={print_: rid for rid, print_ in digested.items()})
     assert listing.records == [] and listing.unchanged == {n.id for n in server.account.listing(None)}

@@ -10,8 +10,7 @@ with one INSERT ... SELECT inside the database, not row by row from Python.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +23,7 @@ STAGING = "calls_staging"
 
 
 class CallStaging:
-    """`with CallStaging(connection) as staging:` add rows while downloading, `commit_into_calls` in the final
+    """`with CallStaging(connection) as staging:` add calls while downloading (`add_calls`), `commit_into_calls` in the final
     transaction. The connection must stay checked out from first add to commit (the table is its own)."""
 
     def __init__(self, connection: Connection) -> None:
@@ -40,12 +39,6 @@ class CallStaging:
             f"CREATE TEMPORARY TABLE {STAGING} AS SELECT {names} FROM calls {no_rows}")  # noqa: S608 - our names
         self.connection.commit()
         return self
-
-    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Bind rows of `calls` for the engine and write them to the staging table (committed: no lock held)."""
-        if rows:
-            insert_bound(self.connection, STAGING, self.bind.names, self.bind(rows))
-            self.connection.commit()
 
     def add_calls(self, records: Sequence[Call], run_id: int) -> None:
         """Call records of run `run_id` to the staging table (committed: no lock held), bound a column
