@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
+import time
 
 import httpx
 import pytest
@@ -103,3 +105,68 @@ def test_pacing_against_the_sandbox_limiter_stays_near_the_limit_without_429s():
     elapsed = clock.now - 100.0
     assert rejected == 0
     assert elapsed / (400 / 20) <= 1.10, f"{elapsed:.1f} s for 400 requests at 20/s"
+
+
+def test_requests_started_together_wait_for_the_first_answer_and_meet_no_429():
+    """Simulated time: eight workers start at once (a sync's call slices) against the sandbox's limiter,
+    20 ms each way. Before the first answer the limit is unknown: had all eight gone, the first window
+    would take them on top of a paced second's worth (three 429s here)."""
+    import heapq
+
+    from reconcile.sandbox.app import RateLimiter
+
+    clock = FakeTime()
+    waits: list[float] = []
+    pacer = RatePacer(monotonic=clock.monotonic, sleep=waits.append)  # a worker's wait, not the clock's
+    limiter = RateLimiter(monotonic=clock.monotonic)
+    events = [(100.0, worker, "free", None) for worker in range(8)]
+    order, sent, rejected = 8, 0, 0
+    while events:
+        clock.now, _, kind, data = heapq.heappop(events)
+        order += 1
+        if kind == "free" and sent < 400:
+            if pacer.awaiting_first_answer:  # acquire() would wait for it: look again a moment later
+                heapq.heappush(events, (clock.now + 0.002, order, "free", None))
+                continue
+            waits.clear()
+            pacer.acquire()
+            sent += 1
+            heapq.heappush(events, (clock.now + sum(waits) + 0.01, order, "arrive", clock.now + sum(waits)))
+        elif kind == "arrive":
+            admitted, headers = limiter.admit(20)
+            heapq.heappush(events, (clock.now + 0.01, order, "answer", (data, admitted, headers)))
+        elif kind == "answer":
+            left_at, admitted, headers = data
+            pacer.observe({k.lower(): v for k, v in headers.items()}, left_at)
+            if not admitted:
+                rejected += 1
+                sent -= 1
+                pacer.hold(float(headers["Retry-After"]))
+            heapq.heappush(events, (clock.now, order, "free", None))
+    assert rejected == 0
+    assert (clock.now - 100.0) / (400 / 20) <= 1.10
+
+
+def test_the_first_answer_frees_the_requests_waiting_for_it():
+    pacer = RatePacer()
+    pacer.acquire()
+    assert pacer.awaiting_first_answer
+    released = threading.Event()
+    waiter = threading.Thread(target=lambda: (pacer.acquire(), released.set()))
+    waiter.start()
+    assert not released.wait(0.1), "the second request waits for the first answer"
+    pacer.observe({"x-ratelimit-limit": "1000", "x-ratelimit-remaining": "999", "x-ratelimit-reset": "1"})
+    assert released.wait(2), "the answer frees it"
+    waiter.join()
+    assert not pacer.awaiting_first_answer
+
+
+def test_a_first_request_that_never_answers_holds_the_others_at_most_a_second(monkeypatch):
+    from reconcile.truedy import pacing
+
+    monkeypatch.setattr(pacing, "PROBE_WAIT_S", 0.2)
+    pacer = RatePacer()
+    pacer.acquire()
+    started = time.monotonic()
+    pacer.acquire()
+    assert 0.15 <= time.monotonic() - started < 1.0

@@ -11,6 +11,11 @@ then, and waiting the full second each time would cost a fifth of the throughput
 the pacer learns where windows begin (the answer whose Remaining is Limit - 1 was the
 first of its window) and, for windows of a second, waits only until the window that
 counted the request ends (not at all when it already has).
+
+Until the first answer arrives the limit is unknown: the first request goes alone, and the
+others wait for its answer (at most `PROBE_WAIT_S`). Were they all to start at once (a sync
+starts its eight call slices together), the first window would take them on top of a
+paced second's worth: 429s on the first page of a throttled sync.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Callable, Mapping
 
 SAFETY = 1.04  # pace 4% under the advertised limit: clocks and windows never align exactly
 MARGIN_S = 0.05  # after a learnt window boundary, for the latency we cannot see
+PROBE_WAIT_S = 1.0  # the longest the first answer is waited for (a request that never answers frees the rest)
 
 
 class RatePacer:
@@ -32,6 +38,8 @@ class RatePacer:
         max_wait_s: float = 60.0,
     ) -> None:
         self._lock = threading.Lock()
+        self._answered = threading.Event()  # set by the first answer observed
+        self._probe_sent_at: float | None = None
         self._monotonic = monotonic
         self._sleep = sleep
         self._interval = 0.0
@@ -47,6 +55,7 @@ class RatePacer:
         With a `deadline` (on this pacer's clock) that the wait would pass, nothing is
         reserved and nothing slept: `PacingPastDeadline` says how long it would have been.
         """
+        self._wait_for_first_answer(deadline)
         with self._lock:
             now = self._monotonic()
             start = max(now, self._next_start, self._blocked_until)
@@ -57,8 +66,28 @@ class RatePacer:
             self.waited_s += start - now
             self._sleep(start - now)
 
+    @property
+    def awaiting_first_answer(self) -> bool:
+        """The first request is out and no answer has come back: `acquire` waits (at most `PROBE_WAIT_S`)."""
+        return self._probe_sent_at is not None and not self._answered.is_set()
+
+    def _wait_for_first_answer(self, deadline: float | None) -> None:
+        """The first request goes at once; the others wait until an answer says the limit (or for `PROBE_WAIT_S`)."""
+        if self._answered.is_set():
+            return
+        with self._lock:
+            if self._probe_sent_at is None:
+                self._probe_sent_at = self._monotonic()
+                return
+            wait = self._probe_sent_at + PROBE_WAIT_S - self._monotonic()
+            if deadline is not None:
+                wait = min(wait, deadline - self._monotonic())
+        if wait > 0:
+            self._answered.wait(wait)
+
     def observe(self, headers: Mapping[str, str], sent_at: float | None = None) -> None:
         """Learn the limit and the window from an answer's headers (`sent_at`: when its request left)."""
+        self._answered.set()
         limit = _number(headers.get("x-ratelimit-limit"))
         remaining = _number(headers.get("x-ratelimit-remaining"))
         reset = _number(headers.get("x-ratelimit-reset"))
