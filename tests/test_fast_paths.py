@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from reconcile.analysis.billing import NumberFacts, PriceObservation, price_at
 from reconcile.analysis.monthly import Prices, recurring_by
-from reconcile.analysis.nightly import breakdown, totals_by_currency
+from reconcile.analysis.nightly import breakdown, changes_between, totals_by_currency
 from reconcile.reports.csvfile import REPEATS_SAMPLE, _format_column, cell
 from reconcile.reports.nightly import flagged_json
 from reconcile.store.database import open_engine, upgrade, write_beside
@@ -288,3 +288,61 @@ def test_calls_bound_a_column_at_a_time_are_the_rows_bound_one_by_one(values, di
             for c in records]
     by_column = bind.columns([*zip(*records, strict=True), [7] * len(records)]) if records else []
     assert [list(row) for row in by_column] == bind(rows)
+
+
+def plain_changes(previous: pd.DataFrame, current: pd.DataFrame, previous_run_id: int) -> dict[str, list[str]]:
+    """Bought, released and reassigned, each number looked up among every live one."""
+    live = current[current["status"].isin(["active", "pending"])]
+    before = previous.set_index("number_id")
+    was_live = set(before.index[before["status"].isin(["active", "pending"])])
+    held = set(live["number_id"])
+    def agents(row: Any) -> tuple[str, str]:  # a blank agent is None or pandas' NaN
+        return tuple(a if isinstance(a, str) else "" for a in (row.inbound_agent_id, row.outbound_agent_id))
+
+    old = {row.number_id: agents(row) for row in previous.itertuples() if row.number_id in was_live}
+    return {
+        "bought": [r.number_id for r in live.itertuples()
+                   if r.valid_from_run > previous_run_id and r.number_id not in set(before.index)],
+        "released": [n for n in previous["number_id"] if n in was_live and n not in held],
+        "reassigned": [r.number_id for r in live.itertuples() if r.number_id in old and old[r.number_id] != agents(r)],
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["kept", "moved", "released", "gone", "relabelled", "bought", "returned"]),
+                          st.sampled_from(["active", "pending", "released"]),
+                          st.sampled_from([None, "a1", "a2"])), max_size=30),
+       st.booleans())
+def test_changes_looked_up_among_the_recent_versions_are_those_found_among_every_number(numbers, whole) -> None:
+    """A night's bought, released and reassigned numbers, from the previous run's changed versions (as the
+    report reads them) or its whole inventory, are those a lookup among every live number finds."""
+    previous_rows, current_rows = [], []
+    for i, (fate, status, agent) in enumerate(numbers):
+        number = f"n{i:02d}"
+        was = {"number_id": number, "status": status, "inbound_agent_id": agent, "outbound_agent_id": None,
+               "valid_from_run": 1, "valid_to_run": None}
+        if fate == "bought":
+            current_rows.append({**was, "status": "active", "valid_from_run": 3})
+            continue
+        if fate == "kept":
+            previous_rows.append(was)
+            current_rows.append(was)
+            continue
+        previous_rows.append({**was, "valid_to_run": 3})
+        if fate == "moved":
+            current_rows.append({**was, "inbound_agent_id": "a3", "valid_from_run": 3})
+        elif fate == "relabelled":  # a new version, the same agents
+            current_rows.append({**was, "valid_from_run": 3})
+        elif fate == "released":
+            current_rows.append({**was, "status": "released", "valid_from_run": 3})
+        elif fate == "returned":  # back in service
+            current_rows.append({**was, "status": "active", "valid_from_run": 3})
+    columns = ["number_id", "status", "inbound_agent_id", "outbound_agent_id", "valid_from_run", "valid_to_run"]
+    previous = pd.DataFrame(previous_rows, columns=columns)
+    current = pd.DataFrame(current_rows, columns=columns)
+    changed = previous if whole else previous[previous["valid_to_run"].notna()]
+    found = changes_between(changed, current, pd.DataFrame(), run_id=3, previous_run_id=2)
+    expected = plain_changes(previous, current, previous_run_id=2)
+    assert found.bought["number_id"].tolist() == expected["bought"]
+    assert found.released["number_id"].tolist() == expected["released"]
+    assert found.reassigned["number_id"].tolist() == expected["reassigned"]

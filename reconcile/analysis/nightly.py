@@ -103,9 +103,17 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
     else:
         before = previous.set_index("number_id")
         was_live = before.index[before["status"].isin(["active", "pending"])]
-        bought = live[(live["valid_from_run"] > previous_run_id) & ~live["number_id"].isin(before.index)]
-        released = previous[previous["number_id"].isin(was_live) & ~previous["number_id"].isin(live["number_id"])]
-        both = live[live["number_id"].isin(was_live)].set_index("number_id")
+        # a number whose version changed since the previous run has a version opened since: only those
+        # few hundred rows are looked up, not every live number
+        recent = live[live["valid_from_run"] > previous_run_id]
+        bought = recent[~recent["number_id"].isin(before.index)]
+        gone = ~previous["number_id"].isin(recent["number_id"])
+        if "valid_to_run" in previous:  # a version still open at run_id is a number held as it was
+            gone &= previous["valid_to_run"].notna() & (previous["valid_to_run"] <= run_id)
+        else:
+            gone = ~previous["number_id"].isin(live["number_id"])
+        released = previous[previous["number_id"].isin(was_live) & gone]
+        both = recent[recent["number_id"].isin(was_live)].set_index("number_id")
         old = before.loc[both.index]
         moved = pd.Series(False, index=both.index)
         for column in ("inbound_agent_id", "outbound_agent_id"):
