@@ -192,9 +192,11 @@ def _agent_names(flagged: pd.DataFrame) -> dict[str, str]:
     names: dict[str, str] = {}
     for direction in ("inbound", "outbound"):
         if f"{direction}_agent_name" in flagged:
-            pairs = dict.fromkeys(zip(flagged[f"{direction}_agent_id"].tolist(),
-                                      flagged[f"{direction}_agent_name"].tolist(), strict=True))  # in first-seen order
-            for agent_id, name in pairs:
+            # an agent's name is the same in every row (the agents' own, as of the run): one entry per agent,
+            # no pair kept per row
+            pairs = dict(zip(flagged[f"{direction}_agent_id"].tolist(), flagged[f"{direction}_agent_name"].tolist(),
+                             strict=True))
+            for agent_id, name in pairs.items():
                 if isinstance(agent_id, str) and isinstance(name, str):
                     names[agent_id] = name
     return names

@@ -159,7 +159,7 @@ def summarise(
     names = by_agent(agents, "name")
     agent_ids = inventory["inbound_agent_id"].fillna(inventory["outbound_agent_id"]).tolist()
     shown = {a: f"{names.get(a, 'unknown agent')} ({a})" for a in set(agent_ids) if isinstance(a, str)}
-    agent_keys = [shown.get(a) if isinstance(a, str) else None for a in agent_ids]
+    agent_keys = list(map(shown.get, agent_ids))  # a blank (NaN) is no key: None, looked up in C
     by_flag = []
     for name, group in flagged.groupby("flag", sort=True):
         by_flag.append({"flag": name, "count": len(group),
