@@ -25,6 +25,7 @@ either way.
 from __future__ import annotations
 
 import ctypes
+import io
 import logging
 import os
 import pickle
@@ -37,6 +38,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+
+import pandas as pd
 
 from reconcile.errors import ReportError
 
@@ -207,7 +210,7 @@ def _run_copy(work: Callable[[], Any], pipe: int, parent: int) -> None:
         for name in ("SIGTERM", "SIGINT"):
             signal.signal(getattr(signal, name), signal.SIG_DFL)  # not the job's handlers: just end
         try:
-            payload = pickle.dumps((True, work()))
+            payload = pickled((True, work()))
             code = 0
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
             payload = _pickled_failure(exc)
@@ -215,6 +218,37 @@ def _run_copy(work: Callable[[], Any], pipe: int, parent: int) -> None:
             out.write(payload)
     finally:
         os._exit(code)
+
+
+def pickled(value: Any) -> bytes:
+    """`value` pickled for the parent, its frames a column at a time (`_ColumnPickler`)."""
+    buffer = io.BytesIO()
+    _ColumnPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+class _ColumnPickler(pickle.Pickler):
+    """Pickles a frame as its columns, each pickled apart (its own memo), and rebuilt by `_frame_of`.
+
+    A whole frame's objects share one memo (an entry per object: 1.8 million for 137,836 invoice
+    lines of 13 columns), whose growth made the hand-over from the copy twice as slow
+    (0.25-0.27 s -> 0.13-0.16 s out, 0.13-0.16 s -> 0.11 s back in). Each column keeps its
+    dtype and values; the frame its index and column order.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not pd.DataFrame or not obj.columns.is_unique or isinstance(obj.columns, pd.MultiIndex):
+            return NotImplemented
+        names = list(obj.columns)
+        columns = [pickle.dumps(obj[name].reset_index(drop=True), protocol=pickle.HIGHEST_PROTOCOL) for name in names]
+        return _frame_of, (obj.index, names, columns)  # the index once, not with every column
+
+
+def _frame_of(index: pd.Index, names: list[Any], columns: list[bytes]) -> pd.DataFrame:
+    frame = pd.DataFrame({name: pickle.loads(column) for name, column in zip(names, columns, strict=True)},
+                         columns=names)
+    frame.index = index
+    return frame
 
 
 def _pickled_failure(exc: BaseException) -> bytes:

@@ -199,3 +199,42 @@ def test_the_log_says_where_the_work_ran_and_why_not_in_a_copy(caplog, monkeypat
     with alongside(os.getpid, "the test files", fork=True) as job:
         pid = job.result()
     assert f"the test files: in a forked copy (pid {pid})" in caplog.text
+
+
+def test_frames_come_back_from_the_copy_a_column_at_a_time_as_they_were() -> None:
+    """The copy pickles a frame column by column (`alongside.pickled`): every dtype, value, blank, index and
+    column order comes back, nested in what the work returns; a frame it cannot split goes whole."""
+    import datetime as dt
+    import pickle
+    from decimal import Decimal
+
+    import pandas as pd
+
+    from reconcile.alongside import pickled
+
+    price = Decimal("1.15")
+    frame = pd.DataFrame({
+        "number_id": ["n2", None, "n1"],
+        "label": pd.Series(["a", "b", None], dtype=object),
+        "monthly_cost": [price, None, price],
+        "purchased_at": pd.to_datetime(["2026-11-01T00:00:00Z", None, "2026-11-02T12:00:00.000001Z"], utc=True, format="ISO8601"),
+        "managed": [True, False, True],
+        "idle_days": [3, 0, 12],
+    }, index=pd.Index([10, 20, 30], name="row"))
+    twice = pd.DataFrame([[1, 2]], columns=["a", "a"])
+
+    def check(back: pd.DataFrame, sent: pd.DataFrame) -> None:
+        pd.testing.assert_frame_equal(back, sent, check_exact=True)
+        assert list(back.dtypes.astype(str)) == list(sent.dtypes.astype(str))
+
+    direct = pickle.loads(pickled({"inventory": frame, "empty": frame.iloc[0:0], "twice": twice}))
+    check(direct["inventory"], frame)
+    check(direct["empty"], frame.iloc[0:0])
+    check(direct["twice"], twice)
+    assert direct["inventory"]["monthly_cost"].iloc[0] is direct["inventory"]["monthly_cost"].iloc[2], \
+        "a column's shared amounts stay shared"
+    with alongside(lambda: (frame, dt.date(2026, 11, 1), twice), "a test frame", fork=True) as job:
+        forked, day, both = job.result()
+    check(forked, frame)
+    check(both, twice)
+    assert day == dt.date(2026, 11, 1)
