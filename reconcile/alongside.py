@@ -237,7 +237,8 @@ class _ColumnPickler(pickle.Pickler):
     """
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is not pd.DataFrame or not obj.columns.is_unique or isinstance(obj.columns, pd.MultiIndex):
+        if (type(obj) is not pd.DataFrame or not len(obj.columns) or not obj.columns.is_unique
+                or isinstance(obj.columns, pd.MultiIndex)):  # those go whole
             return NotImplemented
         names = list(obj.columns)
         columns = [pickle.dumps(obj[name].reset_index(drop=True), protocol=pickle.HIGHEST_PROTOCOL) for name in names]

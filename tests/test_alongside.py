@@ -227,7 +227,9 @@ def test_frames_come_back_from_the_copy_a_column_at_a_time_as_they_were() -> Non
         pd.testing.assert_frame_equal(back, sent, check_exact=True)
         assert list(back.dtypes.astype(str)) == list(sent.dtypes.astype(str))
 
-    direct = pickle.loads(pickled({"inventory": frame, "empty": frame.iloc[0:0], "twice": twice}))
+    no_columns = pd.DataFrame(index=pd.Index(["x", "y"]))
+    direct = pickle.loads(pickled({"inventory": frame, "empty": frame.iloc[0:0], "twice": twice, "bare": no_columns}))
+    check(direct["bare"], no_columns)
     check(direct["inventory"], frame)
     check(direct["empty"], frame.iloc[0:0])
     check(direct["twice"], twice)
