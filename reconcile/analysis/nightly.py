@@ -93,9 +93,10 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
     """What moved since the previous run, and which flag streaks began or ended at `run_id`.
 
     `current` is the inventory at `run_id` (its live numbers are enough; other statuses are
-    ignored); `previous` holds the previous run's versions of at least every number whose
-    version changed since (the whole previous inventory works too, it is just more to read). A number whose version was
-    opened after the previous run and that had no version then was bought.
+    ignored); `previous` holds the previous run's versions, with their `valid_to_run`, of at least
+    every number whose version changed since (`readers.changed_since`; the whole previous inventory
+    works too, it is just more to read). A number whose version was opened after the previous run
+    and that had no version then was bought.
     """
     live = current[current["status"].isin(["active", "pending"])]
     if previous is None or previous_run_id is None:
@@ -107,12 +108,8 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
         # few hundred rows are looked up, not every live number
         recent = live[live["valid_from_run"] > previous_run_id]
         bought = recent[~recent["number_id"].isin(before.index)]
-        gone = ~previous["number_id"].isin(recent["number_id"])
-        if "valid_to_run" in previous:  # a version still open at run_id is a number held as it was
-            gone &= previous["valid_to_run"].notna() & (previous["valid_to_run"] <= run_id)
-        else:
-            gone = ~previous["number_id"].isin(live["number_id"])
-        released = previous[previous["number_id"].isin(was_live) & gone]
+        closed = previous["valid_to_run"].notna() & (previous["valid_to_run"] <= run_id)  # still open: held as it was
+        released = previous[previous["number_id"].isin(was_live) & closed & ~previous["number_id"].isin(recent["number_id"])]
         both = recent[recent["number_id"].isin(was_live)].set_index("number_id")
         old = before.loc[both.index]
         moved = pd.Series(False, index=both.index)
