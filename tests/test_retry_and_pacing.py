@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
-import time
 
 import httpx
 import pytest
@@ -161,12 +160,18 @@ def test_the_first_answer_frees_the_requests_waiting_for_it():
     assert not pacer.awaiting_first_answer
 
 
-def test_a_first_request_that_never_answers_holds_the_others_at_most_a_second(monkeypatch):
+def test_a_first_request_that_never_answers_holds_the_others_only_until_probe_wait_passes(monkeypatch):
+    """On the pacer's own clock: once `PROBE_WAIT_S` has passed since the first request left, the next one
+    goes without an answer (an hour here, so a wait on any other clock would hang the test, not slow it)."""
     from reconcile.truedy import pacing
 
-    monkeypatch.setattr(pacing, "PROBE_WAIT_S", 0.2)
-    pacer = RatePacer()
+    monkeypatch.setattr(pacing, "PROBE_WAIT_S", 3600.0)
+    clock = FakeTime()
+    pacer = RatePacer(monotonic=clock.monotonic, sleep=clock.sleep)
     pacer.acquire()
-    started = time.monotonic()
-    pacer.acquire()
-    assert 0.15 <= time.monotonic() - started < 1.0
+    clock.now += 3600.0
+    went = threading.Event()
+    second = threading.Thread(target=lambda: (pacer.acquire(), went.set()), daemon=True)
+    second.start()
+    assert went.wait(10), "the second request went once the probe's wait had passed"
+    assert pacer.awaiting_first_answer, "no answer came: the limit is still unknown"
