@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from reconcile.analysis import flags
 from reconcile.analysis.billing import NumberFacts, PriceObservation, price_at
 from reconcile.analysis.monthly import Prices, recurring_by
 from reconcile.analysis.nightly import breakdown, changes_between, totals_by_currency
@@ -70,6 +71,22 @@ def test_breakdown_equals_a_row_by_row_count(rows):
         saving = naive_totals([r[4] if r[1] else None for r in mine], [r[3] for r in mine])
         assert {t.currency: (t.amount, t.count) for t in made.at[key, "savings"]} == saving
     assert set(made.index) == {r[0] or "(none)" for r in rows}
+
+
+def test_a_reasons_agents_are_written_once_per_distinct_pair_blanks_included(monkeypatch):
+    # a text column's blanks are NaN, a distinct key each (a NaN hashes by identity): as None they are one pair
+    frame = pd.DataFrame({"inbound_agent_id": ["a1", None, None, "a1", None, "gone"] * 50,
+                          "outbound_agent_id": ["a1", None, "a2", None, None, None] * 50}, dtype="str")
+    agents = pd.DataFrame({"agent_id": ["a1", "a2"], "name": ["Sales", "Care"], "status": ["active", "archived"]})
+    written: list[tuple[Any, ...]] = []
+    plain = flags._agents_text
+    monkeypatch.setattr(flags, "_agents_text", lambda pair, *rest: written.append(pair) or plain(pair, *rest))
+    made = flags.agents_texts(frame, agents)
+    assert sorted(written, key=str) == sorted({("a1", "a1"), (None, None), (None, "a2"), ("a1", None),
+                                               ("gone", None)}, key=str)
+    assert made[:6] == ["active agent 'Sales'", "", "archived agent 'Care'", "active agent 'Sales'", "",
+                        "unknown agent gone"]
+    assert len(made) == 300
 
 
 def test_recurring_by_counts_and_sums_each_value():

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reconcile.analysis.agents import by_agent
+from reconcile.analysis.frames import texts
 from reconcile.analysis.rules import RULES
 from reconcile.config.settings import CarrierCost, FlagSettings
 
@@ -73,9 +74,10 @@ def enrich(inventory: pd.DataFrame, agents: pd.DataFrame, last_calls: pd.DataFra
 def agents_texts(frame: pd.DataFrame, agents: pd.DataFrame) -> list[str]:
     """Per row, its agents as a reason says them ("active agent 'Sales'"); '' when it has none."""
     status, names = by_agent(agents, "status"), by_agent(agents, "name")
-    pairs = list(zip(frame["inbound_agent_id"].tolist(), frame["outbound_agent_id"].tolist(), strict=True))
-    texts = {pair: _agents_text(pair, names, status) for pair in set(pairs)}  # pairs repeat: each written once
-    return [texts[pair] for pair in pairs]
+    # pairs repeat: each written once (blanks as None: each NaN would be a pair of its own)
+    pairs = list(zip(texts(frame["inbound_agent_id"]), texts(frame["outbound_agent_id"]), strict=True))
+    written = {pair: _agents_text(pair, names, status) for pair in set(pairs)}
+    return [written[pair] for pair in pairs]
 
 
 def _agents_text(row: tuple[Any, ...], names: Mapping[str, str], status: Mapping[str, str]) -> str:

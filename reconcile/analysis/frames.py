@@ -12,3 +12,13 @@ def rows(frame: pd.DataFrame) -> Iterator[Any]:
     """The frame's rows as named tuples. Typed loosely on purpose: the store's frames hold Python
     objects (Decimal, date, None) in object columns, which pandas' type stubs cannot describe."""
     return frame.itertuples(index=False)
+
+
+def texts(values: pd.Series | Any) -> list[Any]:
+    """A column's values with every blank as None (text columns hold NaN for a blank).
+
+    For lookups and counting: since Python 3.10 a NaN hashes by its identity, and pandas gives
+    each blank its own NaN object, so blanks kept as NaN are as many distinct keys as rows.
+    """
+    return [None if value is None or value != value else value
+            for value in (values.tolist() if isinstance(values, pd.Series) else values)]

@@ -11,12 +11,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress
 from typing import Any
 
 import pandas as pd
 
 from reconcile.analysis.agents import by_agent
 from reconcile.analysis.flags import FlagResult
+from reconcile.analysis.frames import texts
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,7 @@ def totals_by_currency(amounts: Iterable[Any], currencies: Iterable[Any]) -> lis
     """
     if isinstance(amounts, pd.Series):
         amounts = amounts.tolist()
-    if isinstance(currencies, pd.Series):
-        currencies = currencies.tolist()
-    return counted_totals(Counter(zip(amounts, currencies, strict=True)).items())
+    return counted_totals(Counter(zip(amounts, texts(currencies), strict=True)).items())
 
 
 def counted_totals(counted: Iterable[tuple[tuple[Any, Any], int]]) -> list[CurrencyTotal]:
@@ -127,21 +127,25 @@ def changes_between(previous: pd.DataFrame | None, current: pd.DataFrame, events
 
 def breakdown(frame: pd.DataFrame, keys: list[Any], label: str) -> pd.DataFrame:
     """Numbers, flagged numbers, monthly cost and savings per key (one per row of `frame`; blank is
-    "(none)"), money per currency: each distinct row of those counted once (see `totals_by_currency`)."""
-    numbers: dict[str, int] = defaultdict(int)
-    flagged: dict[str, int] = defaultdict(int)
+    "(none)"), money per currency: each distinct (key, amount, currency) counted once (see `totals_by_currency`).
+
+    Everything is counted by `Counter` over the columns (the flagged rows picked by `compress`), at C
+    speed; Python then walks only the distinct keys and prices.
+    """
+    keys = ["(none)" if not isinstance(k, str) else k for k in keys]
+    flags = frame["flag"].tolist()  # '' (false) when not flagged
+    currencies = texts(frame["currency"])
+    numbers = Counter(keys)
+    flagged = Counter(compress(keys, flags))
     cost: dict[str, list[tuple[tuple[Any, Any], int]]] = defaultdict(list)    # key -> ((amount, currency), count)
-    saving: dict[str, list[tuple[tuple[Any, Any], int]]] = defaultdict(list)
-    distinct = Counter(zip(keys, frame["flag"].tolist(), frame["monthly_cost"].tolist(), frame["currency"].tolist(),
-                           frame["monthly_savings"].tolist(), strict=True))
-    for (k, flag, amount, currency, save), count in distinct.items():
-        if not isinstance(k, str):
-            k = "(none)"
-        numbers[k] += count
+    for (k, amount, currency), count in Counter(zip(keys, frame["monthly_cost"].tolist(), currencies,
+                                                    strict=True)).items():
         cost[k].append(((amount, currency), count))
-        if flag:
-            flagged[k] += count
-            saving[k].append(((save, currency), count))
+    saving: dict[str, list[tuple[tuple[Any, Any], int]]] = defaultdict(list)
+    savings = frame["monthly_savings"].tolist()
+    for (k, amount, currency), count in Counter(zip(compress(keys, flags), compress(savings, flags),
+                                                    compress(currencies, flags), strict=True)).items():
+        saving[k].append(((amount, currency), count))
     rows = [{label: k, "numbers": numbers[k], "flagged": flagged[k], "monthly_cost": counted_totals(cost[k]),
              "savings": counted_totals(saving[k])} for k in sorted(numbers)]
     return pd.DataFrame(rows, columns=[label, "numbers", "flagged", "monthly_cost", "savings"])
