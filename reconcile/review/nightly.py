@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
@@ -20,8 +21,8 @@ from reconcile.analysis.rules import RULES
 from reconcile.config import Settings
 from reconcile.errors import StoreError
 from reconcile.store import flags as flag_store
+from reconcile.store import inventory_copy, readers
 from reconcile.store import keeps as keep_store
-from reconcile.store import readers
 from reconcile.store import trend as trend_store
 from reconcile.store.database import read_alongside, write_beside
 from reconcile.store.readers import SyncRun
@@ -44,6 +45,7 @@ class Evaluation:
     agents: pd.DataFrame
     result: FlagResult
     newest: bool = False  # the newest complete run: what the store says now
+    version_ids: np.ndarray[Any, Any] | None = None  # the inventory's version ids, row by row (for its copy)
 
 
 def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
@@ -67,12 +69,13 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
 
     with read_alongside(engine, activity, "reading the last calls") as reading:  # two reads, two cores
         with engine.connect() as connection:
-            inventory = readers.inventory_as_of(connection, run.id, LIVE, skip=NOT_REVIEWED)
+            inventory, version_ids = inventory_copy.read_live(connection, run.id, LIVE, skip=NOT_REVIEWED)
             agents = readers.agents_as_of(connection, run.id)
         last_calls, first_flagged, kept = reading.result()
     flags = dataclasses.replace(settings.flags, protect_number_ids=settings.flags.protect_number_ids | kept)
     result = evaluate_flags(inventory, agents, last_calls, at, flags, settings.carrier_costs, first_flagged)
-    evaluation = Evaluation(run, at, inventory, agents, result, newest=newest is not None and run.id == newest.id)
+    evaluation = Evaluation(run, at, inventory, agents, result, newest=newest is not None and run.id == newest.id,
+                            version_ids=version_ids)
     if record_history:
         record_flags(settings, engine, evaluation)
     return evaluation
@@ -90,6 +93,8 @@ def record_flags(settings: Settings, engine: Engine, evaluation: Evaluation) -> 
             return
         plan = plan_streaks(flag_store.open_streaks(connection), evaluation.result.inventory, settings.flags)
         flag_store.record_streaks(connection, plan, run.id, run.as_of)
+        if evaluation.version_ids is not None:  # what the next night patches, rather than read every version
+            inventory_copy.keep(connection, run.id, evaluation.inventory, evaluation.version_ids, LIVE, NOT_REVIEWED)
 
 
 def routing_of(settings: Settings, evaluation: Evaluation) -> Routing:

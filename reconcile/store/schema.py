@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -171,6 +172,16 @@ run_totals = Table(
     Column("numbers", Integer, nullable=False),       # active and pending
     Column("monthly_cost", Money),
     Column("waste", Money),                           # the flagged numbers' monthly savings; NULL for none
+)
+
+# the numbers owned at the newest evaluated run, a column at a time (reconcile.store.inventory_copy): the
+# next night reads it whole and patches in the versions opened and closed since, not every version again
+inventory_copies = Table(
+    "inventory_copies", metadata,
+    Column("run_id", Integer, ForeignKey("sync_runs.id"), primary_key=True),
+    Column("layout", String(32), nullable=False),   # what `body` holds and how (a reader refuses another)
+    Column("numbers", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
 )
 
 sent_digests = Table(
