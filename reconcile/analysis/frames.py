@@ -14,11 +14,14 @@ def rows(frame: pd.DataFrame) -> Iterator[Any]:
     return frame.itertuples(index=False)
 
 
-def texts(values: pd.Series | Any) -> list[Any]:
+def texts(column: pd.Series) -> list[Any]:
     """A column's values with every blank as None (text columns hold NaN for a blank).
 
     For lookups and counting: since Python 3.10 a NaN hashes by its identity, and pandas gives
     each blank its own NaN object, so blanks kept as NaN are as many distinct keys as rows.
+    A column with no blank (pandas knows at C speed) is its values as they are.
     """
-    return [None if value is None or value != value else value
-            for value in (values.tolist() if isinstance(values, pd.Series) else values)]
+    values = column.tolist()
+    if not column.hasnans:
+        return values
+    return [None if value is None or value != value else value for value in values]

@@ -37,7 +37,9 @@ def totals_by_currency(amounts: Iterable[Any], currencies: Iterable[Any]) -> lis
     """
     if isinstance(amounts, pd.Series):
         amounts = amounts.tolist()
-    return counted_totals(Counter(zip(amounts, texts(currencies), strict=True)).items())
+    if isinstance(currencies, pd.Series):
+        currencies = texts(currencies)
+    return counted_totals(Counter(zip(amounts, currencies, strict=True)).items())
 
 
 def counted_totals(counted: Iterable[tuple[tuple[Any, Any], int]]) -> list[CurrencyTotal]:
