@@ -135,3 +135,13 @@ def test_money_in_the_copy_is_each_amount_once():
     back, _ = inventory_copy.decode(inventory_copy.encode(frame, np.array([1, 2, 3])))
     first, second, blank = back["monthly_cost"].tolist()
     assert first is second and first == Decimal("1.15") and blank is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab\u00e9Z0", max_size=3)), st.lists(st.text(alphabet="ab\u00e9Z0", max_size=3)))
+def test_rows_merged_by_bisection_are_in_the_order_a_stable_sort_gives(kept, added):
+    kept, added = sorted(kept), sorted(added)
+    order = inventory_copy._merged_order(kept, added)
+    both = kept + added
+    assert [both[i] for i in order] == sorted(both)  # values in order
+    assert order.tolist() == sorted(range(len(both)), key=lambda i: both[i])  # ties: kept first, each in order
