@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,8 +48,26 @@ def test_a_copy_read_back_is_the_frame_it_was(rows, blank_labels):
     assert back_ids.tolist() == ids.tolist()
 
 
-def test_a_body_that_is_not_a_copy_is_none():
-    assert inventory_copy.decode(b"\x93not a copy") is None
+@pytest.mark.parametrize("body", [
+    b"\x93not a copy",
+    msgspec.msgpack.encode([1, 2, 3, 4]),                                    # not the layout
+    msgspec.msgpack.encode([["a"], ["plain"], [["x", "y"]], b"\x01" * 8]),   # two rows, one version id
+    msgspec.msgpack.encode([["a", "b"], ["plain"], [["x"]], b""]),           # a column short
+    msgspec.msgpack.encode([["t"], ["time"], [b"\x01" * 7], b""]),           # times cut off mid-value
+])
+def test_a_body_that_is_not_a_whole_copy_is_none(body):
+    assert inventory_copy.decode(body) is None
+
+
+def test_a_copy_too_large_to_keep_is_not_kept_and_the_versions_are_read(make_sandbox, make_client, store, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setattr(inventory_copy, "MAX_BODY", 1000)
+    server = make_sandbox(numbers=150)
+    settings_ = dataclasses.replace(load_settings(environ={}), reports_dir=tmp_path / "reports")
+    run_sync(make_client(server), store, clock=lambda: server.account.now, options=SyncOptions(call_slices=1))
+    evaluate_run(settings_, store)
+    with store.connect() as c:
+        assert c.execute(select(func.count()).select_from(inventory_copies)).scalar() == 0
 
 
 def full_read(connection, run_id):

@@ -37,6 +37,7 @@ log = logging.getLogger("reconcile.inventory_copy")
 
 FORMAT = "msgpack-1"  # how a body is laid out; a new way gets a new name
 NO_TIME = np.iinfo(np.int64).min  # NaT as an int64 of microseconds
+MAX_BODY = 256 << 20  # SQLite refuses a value past 1 GB; 100,000 numbers take 10 MB
 
 
 def layout(statuses: tuple[str, ...], skip: tuple[str, ...]) -> str:
@@ -71,6 +72,10 @@ def keep(connection: Connection, run_id: int, frame: pd.DataFrame, version_ids: 
     """Keep `frame` (as `read_live` returned it for `run_id`) as the one copy, in the caller's transaction."""
     body = encode(frame, version_ids)
     connection.execute(delete(inventory_copies))
+    if len(body) > MAX_BODY:  # past what a store takes in one value with ease: the versions are read instead
+        log.info("the inventory copy of run %d (%d MB) is not kept: over %d MB", run_id, len(body) >> 20,
+                 MAX_BODY >> 20)
+        return
     connection.execute(insert(inventory_copies).values(run_id=run_id, layout=layout(statuses, skip),
                                                        numbers=len(frame), body=body))
 
@@ -101,25 +106,26 @@ def encode(frame: pd.DataFrame, version_ids: np.ndarray[Any, Any]) -> bytes:
 
 def decode(body: bytes) -> tuple[pd.DataFrame, np.ndarray[Any, Any]] | None:
     """The frame and version ids `encode` wrote, built as the store's reader builds them; None when
-    the body is not one (a copy written otherwise)."""
+    the body is not one (a copy written otherwise, or damaged)."""
     try:
         names, kinds, columns, ids = msgspec.msgpack.decode(body)
-    except (msgspec.DecodeError, ValueError, TypeError):
+        made: dict[str, Any] = {}
+        money: dict[str, list[Any]] = {}
+        for name, kind, values in zip(names, kinds, columns, strict=True):
+            if kind == "time":
+                made[name] = pd.DatetimeIndex(np.frombuffer(values, dtype=np.int64).view("datetime64[us]")
+                                              ).tz_localize("UTC")
+            else:
+                made[name] = values
+                if kind == "money":
+                    money[name] = values
+        frame = pd.DataFrame(made, columns=names)
+        for name, nanos in money.items():  # as `readers.table_frame` makes them: one Decimal per distinct amount
+            frame[name] = pd.Series(readers.decimals(nanos), index=frame.index, dtype=object)
+        version_ids = np.frombuffer(ids, dtype=np.int64).copy()
+    except (msgspec.DecodeError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    made: dict[str, Any] = {}
-    money: dict[str, list[Any]] = {}
-    for name, kind, values in zip(names, kinds, columns, strict=True):
-        if kind == "time":
-            made[name] = pd.DatetimeIndex(np.frombuffer(values, dtype=np.int64).view("datetime64[us]")).tz_localize("UTC")
-        elif kind == "money":
-            money[name] = values
-            made[name] = values
-        else:
-            made[name] = values
-    frame = pd.DataFrame(made, columns=names)
-    for name, nanos in money.items():  # as `readers.table_frame` makes them: one Decimal per distinct amount
-        frame[name] = pd.Series(readers.decimals(nanos), index=frame.index, dtype=object)
-    return frame, np.frombuffer(ids, dtype=np.int64).copy()
+    return (frame, version_ids) if len(version_ids) == len(frame) else None
 
 
 def _patched(connection: Connection, copied: tuple[pd.DataFrame, np.ndarray[Any, Any]], copy_run: int, run_id: int,
