@@ -22,6 +22,10 @@ def upgrade() -> None:
         sa.Column("numbers", sa.Integer, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # kept out of line uncompressed: the body is msgpack (10 MB at 100,000 numbers), which pglz barely
+        # shrinks, and compressing it made writing the copy 0.27 s instead of 0.03 s
+        op.execute("ALTER TABLE inventory_copies ALTER COLUMN body SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
