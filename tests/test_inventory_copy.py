@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from reconcile.config import load_settings
 from reconcile.review.nightly import LIVE, NOT_REVIEWED, evaluate_run
@@ -164,3 +164,12 @@ def test_rows_merged_by_bisection_are_in_the_order_a_stable_sort_gives(kept, add
     both = kept + added
     assert [both[i] for i in order] == sorted(both)  # values in order
     assert order.tolist() == sorted(range(len(both)), key=lambda i: both[i])  # ties: kept first, each in order
+
+
+def test_on_postgresql_the_body_is_kept_out_of_line_uncompressed(store):
+    if store.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL storage setting")
+    with store.connect() as c:
+        storage = c.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'inventory_copies'::regclass "
+                                 "AND attname = 'body'")).scalar_one()
+    assert storage == "e"  # EXTERNAL: no pglz pass over 10 MB of msgpack on every write
