@@ -13,7 +13,10 @@ versions do not agree with, is passed over: the versions are read as before, and
 copy is written again at the next evaluation. Agreeing means: every version closed since
 that the copy should hold, it holds; and the patched rows' version ids are as many, and
 add up to the same, as those the store has open at the run (one count over the index of
-open versions: 0.03 s).
+open versions: 0.03 s). A copy of other columns than the versions now have (a migration
+added one) is passed over too; a migration that rewrites versions in place must delete
+the copy (`DELETE FROM inventory_copies`): only the sync's own opening and closing of
+versions is patched in.
 """
 
 from __future__ import annotations
