@@ -39,7 +39,6 @@ from reconcile.store.types import Money
 log = logging.getLogger("reconcile.inventory_copy")
 
 FORMAT = "msgpack-1"  # how a body is laid out; a new way gets a new name
-NO_TIME = np.iinfo(np.int64).min  # NaT as an int64 of microseconds
 MAX_BODY = 256 << 20  # SQLite refuses a value past 1 GB; 100,000 numbers take 10 MB
 
 
@@ -85,7 +84,7 @@ def keep(connection: Connection, run_id: int, frame: pd.DataFrame, version_ids: 
 
 def encode(frame: pd.DataFrame, version_ids: np.ndarray[Any, Any]) -> bytes:
     """The frame a column at a time: [names, kinds, columns, version ids]. Texts, integers, booleans and
-    blanks (None) as lists, money as nanos (None blank), UTC times as microseconds (NO_TIME blank)."""
+    blanks (None) as lists, money as nanos (None blank), UTC times as int64 microseconds (NaT: numpy's, the int64 minimum)."""
     kinds, columns = [], []
     for name in frame.columns:
         column = frame[name]
