@@ -84,7 +84,8 @@ def keep(connection: Connection, run_id: int, frame: pd.DataFrame, version_ids: 
 
 def encode(frame: pd.DataFrame, version_ids: np.ndarray[Any, Any]) -> bytes:
     """The frame a column at a time: [names, kinds, columns, version ids]. Texts, integers, booleans and
-    blanks (None) as lists, money as nanos (None blank), UTC times as int64 microseconds (NaT: numpy's, the int64 minimum)."""
+    blanks (None) as lists, money as nanos (None blank), UTC times as int64 microseconds (NaT as numpy
+    holds it, the int64 minimum)."""
     kinds, columns = [], []
     for name in frame.columns:
         column = frame[name]
