@@ -173,3 +173,22 @@ def test_on_postgresql_the_body_is_kept_out_of_line_uncompressed(store):
         storage = c.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'inventory_copies'::regclass "
                                  "AND attname = 'body'")).scalar_one()
     assert storage == "e"  # EXTERNAL: no pglz pass over 10 MB of msgpack on every write
+
+
+@pytest.mark.parametrize("width", [3, 20])
+def test_a_copy_written_a_column_at_a_time_is_the_whole_list_encoded_at_once(width):
+    """msgpack is a stream: the buffer filled column by column holds the bytes of [names, kinds, columns, ids]
+    encoded in one go (an array of 16 or more columns takes the longer header)."""
+    frame = pd.DataFrame({f"c{i}": [f"v{i}", None, "x"] for i in range(width)})
+    frame["monthly_cost"] = pd.Series([Decimal("2.5"), None, Decimal("2.5")], dtype=object)
+    frame["purchased_at"] = pd.to_datetime(["2026-01-01T00:00:00Z", None, "2026-02-01T12:00:00Z"], utc=True)
+    ids = np.array([3, 1, 2], dtype=np.int64)
+    names = list(frame.columns)
+    kinds = [inventory_copy._kind(frame[n], n) for n in names]
+    columns = [inventory_copy._values(frame[n], k) for n, k in zip(names, kinds, strict=True)]
+    whole = msgspec.msgpack.encode([names, kinds, columns, ids.tobytes()])
+    assert bytes(inventory_copy.encode(frame, ids)) == whole
+    assert kinds[-2:] == ["money", "time"]
+    back, back_ids = inventory_copy.decode(whole)
+    pd.testing.assert_frame_equal(back, frame.assign(purchased_at=frame["purchased_at"].dt.as_unit("us")))
+    assert back_ids.tolist() == [3, 1, 2]
