@@ -59,11 +59,14 @@ def read_live(connection: Connection, run_id: int, statuses: tuple[str, ...],
         .where(inventory_copies.c.run_id <= run_id, inventory_copies.c.layout == name)
         .order_by(inventory_copies.c.run_id.desc()).limit(1)).first()
     if row is not None:
-        copied = decode(row.body)
-        patched = _patched(connection, copied, row.run_id, run_id, statuses, skip) if copied else None
+        copy_run, body = row
+        del row
+        copied = decode(body)
+        del body  # 10 MB at 100,000 numbers: not held while the copy is patched
+        patched = _patched(connection, copied, copy_run, run_id, statuses, skip) if copied else None
         if patched is not None:
             return patched
-        log.info("the inventory copy of run %d was passed over: reading the versions of run %d", row.run_id, run_id)
+        log.info("the inventory copy of run %d was passed over: reading the versions of run %d", copy_run, run_id)
     frame = readers.inventory_as_of(connection, run_id, statuses, skip=tuple(c for c in skip if c != "version_id"))
     ids = frame.pop("version_id").to_numpy(dtype=np.int64)
     return frame, ids
