@@ -192,3 +192,20 @@ def test_a_copy_written_a_column_at_a_time_is_the_whole_list_encoded_at_once(wid
     back, back_ids = inventory_copy.decode(whole)
     pd.testing.assert_frame_equal(back, frame.assign(purchased_at=frame["purchased_at"].dt.as_unit("us")))
     assert back_ids.tolist() == [3, 1, 2]
+
+
+def test_a_copy_with_no_numbers_is_not_patched(make_sandbox, make_client, store, tmp_path, monkeypatch):
+    """An empty frame is typed by the reader its own way (no rows to infer from): a night that owns no
+    numbers, or follows one that owned none, reads the versions."""
+    server = make_sandbox(numbers=150)
+    account = server.account
+    settings_ = dataclasses.replace(load_settings(environ={}), reports_dir=tmp_path / "reports")
+    for number in list(account.numbers):
+        if number.status != "released":
+            account.release(number.id, account.now)
+    account.advance(days=0, hours=1)
+    sync_and_compare(server, make_client, store, settings_, monkeypatch, expect_copy=False)
+    offer = account.search("US", "local", None, 1)[0]
+    account.purchase(offer["phone_number"], account.now)
+    account.advance(days=0, hours=1)
+    sync_and_compare(server, make_client, store, settings_, monkeypatch, expect_copy=False)

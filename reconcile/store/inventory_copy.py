@@ -168,6 +168,8 @@ def _patched(connection: Connection, copied: tuple[pd.DataFrame, np.ndarray[Any,
     v = number_versions.c
     owned = and_(open_at(v.valid_from_run, v.valid_to_run, run_id), v.status.in_(statuses))
     count, total = connection.execute(select(func.count(), func.sum(v.version_id)).where(owned)).one()
+    if not len(frame) or not count:  # none owned, then or now: the reader types an empty frame its own way
+        return None
     closed = connection.execute(select(v.version_id, v.valid_from_run, v.status).where(
         v.valid_to_run > copy_run, v.valid_to_run <= run_id)).all() if copy_run < run_id else []
     # the versions the copy must hold among those: open at its run, with a status it keeps
