@@ -44,8 +44,8 @@ class Evaluation:
     inventory: pd.DataFrame  # the versions of the numbers owned (LIVE) at the run
     agents: pd.DataFrame
     result: FlagResult
+    version_ids: np.ndarray[Any, Any]  # the inventory's version ids, row by row (kept with its copy)
     newest: bool = False  # the newest complete run: what the store says now
-    version_ids: np.ndarray[Any, Any] | None = None  # the inventory's version ids, row by row (for its copy)
 
 
 def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None = None,
@@ -74,8 +74,8 @@ def evaluate_run(settings: Settings, engine: Engine, as_of: dt.datetime | None =
         last_calls, first_flagged, kept = reading.result()
     flags = dataclasses.replace(settings.flags, protect_number_ids=settings.flags.protect_number_ids | kept)
     result = evaluate_flags(inventory, agents, last_calls, at, flags, settings.carrier_costs, first_flagged)
-    evaluation = Evaluation(run, at, inventory, agents, result, newest=newest is not None and run.id == newest.id,
-                            version_ids=version_ids)
+    evaluation = Evaluation(run, at, inventory, agents, result, version_ids,
+                            newest=newest is not None and run.id == newest.id)
     if record_history:
         record_flags(settings, engine, evaluation)
     return evaluation
@@ -93,8 +93,8 @@ def record_flags(settings: Settings, engine: Engine, evaluation: Evaluation) -> 
             return
         plan = plan_streaks(flag_store.open_streaks(connection), evaluation.result.inventory, settings.flags)
         flag_store.record_streaks(connection, plan, run.id, run.as_of)
-        if evaluation.version_ids is not None:  # what the next night patches, rather than read every version
-            inventory_copy.keep(connection, run.id, evaluation.inventory, evaluation.version_ids, LIVE, NOT_REVIEWED)
+        # what the next night patches, rather than read every version
+        inventory_copy.keep(connection, run.id, evaluation.inventory, evaluation.version_ids, LIVE, NOT_REVIEWED)
 
 
 def routing_of(settings: Settings, evaluation: Evaluation) -> Routing:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, String, and_, delete, func, insert, select
 
+from reconcile.analysis.frames import texts
 from reconcile.money import to_nanos
 from reconcile.store import readers
 from reconcile.store.schema import inventory_copies, number_versions, open_at
@@ -44,7 +45,7 @@ MAX_BODY = 256 << 20  # SQLite refuses a value past 1 GB; 100,000 numbers take 1
 
 def layout(statuses: tuple[str, ...], skip: tuple[str, ...]) -> str:
     """The name of the copy of one kind of read (these statuses, these columns left out), in this format."""
-    kind = ",".join(statuses) + "|" + ",".join(sorted(set(skip) - {"version_id"}))
+    kind = ",".join(statuses) + "|" + ",".join(sorted(_skipped(skip)))
     return f"{FORMAT}:{hashlib.blake2b(kind.encode(), digest_size=8).hexdigest()}"
 
 
@@ -67,7 +68,7 @@ def read_live(connection: Connection, run_id: int, statuses: tuple[str, ...],
         if patched is not None:
             return patched
         log.info("the inventory copy of run %d was passed over: reading the versions of run %d", copy_run, run_id)
-    frame = readers.inventory_as_of(connection, run_id, statuses, skip=tuple(c for c in skip if c != "version_id"))
+    frame = readers.inventory_as_of(connection, run_id, statuses, skip=_skipped(skip))
     ids = frame.pop("version_id").to_numpy(dtype=np.int64)
     return frame, ids
 
@@ -117,13 +118,11 @@ def _values(column: pd.Series, kind: str) -> Any:
     """One column as `encode` writes it."""
     if kind == "time":
         return column.dt.tz_convert("UTC").to_numpy(dtype="datetime64[us]").view(np.int64).tobytes()
-    values = column.tolist()
     if kind == "money":
+        values = column.tolist()
         nanos = {amount: to_nanos(amount) for amount in set(values) if amount is not None}  # prices repeat
         return [None if value is None else nanos[value] for value in values]
-    if column.hasnans:  # a text column's blanks are NaN: None, as the reader had them
-        return [None if value is None or value != value else value for value in values]
-    return values
+    return texts(column)  # a text column's blanks are NaN: None, as the reader had them
 
 
 def _array_head(length: int) -> bytes:
@@ -178,7 +177,7 @@ def _patched(connection: Connection, copied: tuple[pd.DataFrame, np.ndarray[Any,
     if int(dropped.sum()) != len(expected):
         return None
     added = readers.table_frame(connection, number_versions, and_(owned, v.valid_from_run > copy_run), v.number_id,
-                                skip=tuple(c for c in skip if c != "version_id"))
+                                skip=_skipped(skip))
     if [name for name in added.columns if name != "version_id"] != list(frame.columns):
         return None  # a copy of other columns
     added_ids = added.pop("version_id").to_numpy(dtype=np.int64)
@@ -223,6 +222,11 @@ def _texts_as_read(frame: pd.DataFrame) -> pd.DataFrame:
         elif values.dtype != "str":
             frame[name] = values.astype("str")
     return frame
+
+
+def _skipped(skip: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns a read leaves out: the version id is always read (the copy keeps it apart)."""
+    return tuple(name for name in skip if name != "version_id")
 
 
 def _is_money(name: str) -> bool:
