@@ -66,33 +66,43 @@ class Month:
     usage: Usage | None
     by_plan: dict[str, int] = field(default_factory=dict)   # number_id -> the release plan that released it
     expected: dict[tuple[str, str, dt.date], ExpectedFee] = field(init=False)  # fee key -> what the rules call for
-    matched: dict[tuple[str, str, dt.date], Any] = field(init=False)   # fee key -> its first line
+    matched: dict[tuple[str, str, dt.date], int] = field(init=False)   # fee key -> its first line (a fee position)
     duplicates: list[Any] = field(init=False)                          # fee lines for a key already seen
-    unmatched: list[Any] = field(init=False)                           # first lines of keys no rule expects
-    classified: list[tuple[Any, str, str]] = field(init=False)         # each unmatched line, its issue and why
+    classified: list[tuple[Any, str, str]] = field(init=False)         # first lines of keys no rule expects: why
     first_invoice: dict[str, str] = field(init=False)                  # currency -> its first invoice
-    fees: list[Any] = field(init=False)                                # the fee lines, read once
+    fee_lines: pd.DataFrame = field(init=False)                        # the fee lines: by position, as read
+    fee_amounts: list[Decimal] = field(init=False)                     # their amounts and currencies, read once
+    fee_currencies: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.expected = {fee.key: fee for number in self.numbers.values() for fee in expected_fees(number, self.period)}
-        self.matched, self.duplicates, self.unmatched = {}, [], []
+        # the fee lines stay columns: 100,000 of them match an expected fee, and a row object is
+        # made only for a line a finding names (`fee_rows`)
+        self.fee_lines = self.lines[self.lines["type"].isin(FEE_TYPES)]
+        self.fee_amounts, self.fee_currencies = self.fee_lines["amount"].tolist(), self.fee_lines["currency"].tolist()
+        self.matched = {}
         seen: set[tuple[Any, ...]] = set()
-        self.fees = list(rows(self.lines[self.lines["type"].isin(FEE_TYPES)]))
-        for line in self.fees:
-            key = (line.number_id, line.type, line.service_period_start)
+        duplicates, unmatched = [], []
+        for at, key in enumerate(zip(*(self.fee_lines[name].tolist()
+                                       for name in ("number_id", "type", "service_period_start")), strict=True)):
             if key in seen:
-                self.duplicates.append(line)
+                duplicates.append(at)
             elif key in self.expected:
-                self.matched[key] = line
+                self.matched[key] = at
             else:
-                self.unmatched.append(line)
+                unmatched.append(at)
             seen.add(key)
+        self.duplicates = self.fee_rows(duplicates)
         self.classified = [(line, *_classify(line, self.numbers.get(line.number_id) if line.number_id else None,
                                              self.by_plan.get(line.number_id) if line.number_id else None))
-                           for line in self.unmatched]
+                           for line in self.fee_rows(unmatched)]
         self.first_invoice = {}
         for currency, invoice_id in zip(self.headers["currency"], self.headers["invoice_id"], strict=True):
             self.first_invoice.setdefault(currency, invoice_id)
+
+    def fee_rows(self, positions: list[int]) -> list[Any]:
+        """The fee lines at `positions` (in that order) as rows."""
+        return list(rows(self.fee_lines.iloc[positions])) if positions else []
 
     def invoiced(self, currency: str) -> bool:
         """Whether the month has an invoice in `currency` (without one, `missing_invoice` says it all)."""
@@ -192,7 +202,10 @@ def _missing_fee(month: Month) -> Iterator[Finding]:
 
 @check("amount_mismatch", "billed differs from the price in force at the renewal, or from the number's currency")
 def _amount_mismatch(month: Month) -> Iterator[Finding]:
-    for key, line in month.matched.items():
+    amounts, currencies = month.fee_amounts, month.fee_currencies
+    wrong = [(key, at) for key, at in month.matched.items()
+             if currencies[at] != (fee := month.expected[key]).currency or amounts[at] not in fee.accepted]
+    for (key, _at), line in zip(wrong, month.fee_rows([at for _key, at in wrong]), strict=True):
         fee = month.expected[key]
         if line.currency != fee.currency:
             yield month.from_line("amount_mismatch", line, fee.amount, line.amount,
@@ -338,16 +351,17 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         c.invoice_ids.append(row.invoice_id)
         c.invoice_total += row.total
         c.lines_total += sums.get(row.invoice_id, ZERO)
-    for line in month.fees:
-        c = of(line.currency)
+    for currency, amount in zip(month.fee_currencies, month.fee_amounts, strict=True):
+        c = of(currency)
         c.billed_fees += 1
-        c.billed_fees_amount += line.amount
+        c.billed_fees_amount += amount
     for key, fee in month.expected.items():
         c = of(fee.currency)
         c.expected_fees += 1
-        line = month.matched.get(key)
+        at = month.matched.get(key)
         # a matched fee is held to a price that could have been in force (see billing.price_at)
-        c.expected_fees_amount += line.amount if line is not None and line.amount in fee.accepted else fee.amount
+        billed = None if at is None else month.fee_amounts[at]
+        c.expected_fees_amount += billed if billed is not None and billed in fee.accepted else fee.amount
     for kind, currency, amount in zip(month.lines["type"].tolist(), month.lines["currency"].tolist(),
                                       month.lines["amount"].tolist(), strict=True):
         if kind == USAGE:

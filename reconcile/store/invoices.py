@@ -251,7 +251,8 @@ def number_facts(connection: Connection) -> tuple[dict[str, NumberFacts], pd.Dat
     complete = select(sync_runs.c.id).where(sync_runs.c.status == "complete")
     frame = table_frame(connection, number_versions, number_versions.c.valid_from_run.in_(complete),
                         number_versions.c.number_id, number_versions.c.valid_from_run,
-                        skip=("row_hash", "source_hash", "features"))
+                        skip=("row_hash", "source_hash", "features", "status", "inbound_assigned_at",
+                              "outbound_assigned_at"))  # what no monthly view shows
     observations: dict[str, list[PriceObservation]] = {}
     first_seen = map(as_of.__getitem__, frame["valid_from_run"].astype("int64").tolist())
     for number_id, cost, seen, closed in zip(frame["number_id"].tolist(), frame["monthly_cost"].tolist(),
