@@ -351,10 +351,10 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         c.invoice_ids.append(row.invoice_id)
         c.invoice_total += row.total
         c.lines_total += sums.get(row.invoice_id, ZERO)
-    for currency, amount in zip(month.fee_currencies, month.fee_amounts, strict=True):
-        c = of(currency)
+    for fee_currency, fee_amount in zip(month.fee_currencies, month.fee_amounts, strict=True):
+        c = of(fee_currency)
         c.billed_fees += 1
-        c.billed_fees_amount += amount
+        c.billed_fees_amount += fee_amount
     for key, fee in month.expected.items():
         c = of(fee.currency)
         c.expected_fees += 1
