@@ -340,6 +340,37 @@ def test_records_served_as_stored_are_not_parsed_again_and_a_new_field_changes_n
     assert parsed == [], "the new field's record is recognised from then on"
 
 
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_sqlite_file_s_staging_session_sorts_with_helpers_and_is_closed_not_pooled(tmp_path, in_memory):
+    """On a SQLite file the staging's session sorts with helper threads (`PRAGMA threads`) and is closed when
+    the staging ends (its temporary file goes whole, no page-by-page drop); a store in memory, which would
+    go with its one session, keeps it. Either way the calls are stored."""
+    from reconcile.store.schema import calls
+    from reconcile.store.staging import CallStaging, sort_helpers
+    from reconcile.store.writer import begin_run
+    from reconcile.truedy.records import Call
+
+    engine = open_engine("sqlite://" if in_memory else f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    at = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    run = begin_run(engine, at, at)
+    staged = [Call(f"call_{n}", "agt_1", "num_1", "inbound", None, None, at, at, 30, Decimal("0.01"), "USD")
+              for n in range(3)]
+    with engine.connect() as connection:
+        with CallStaging(connection) as staging:
+            staging.add_calls(staged, run)
+            with connection.begin():
+                assert staging.commit_into_calls() == 3
+            threads = connection.exec_driver_sql("PRAGMA threads").scalar()
+        assert connection.invalidated is not in_memory
+    assert threads == (0 if in_memory else sort_helpers())
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 3
+        tables = connection.exec_driver_sql("SELECT name FROM temp.sqlite_master WHERE type = 'table'").scalars().all()
+        assert "calls_staging" not in tables
+    engine.dispose()
+
+
 @pytest.mark.parametrize("stored_first", [False, True])
 def test_calls_staged_twice_are_stored_once_and_the_key_still_holds(store, stored_first):
     """Into an empty `calls` the keys and indexes are built after the rows (PostgreSQL drops its primary
