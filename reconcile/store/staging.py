@@ -37,7 +37,7 @@ class CallStaging:
         self.connection = connection
         self.bind = Binder(calls, connection.dialect)
         self._qualified = ("temp." if connection.dialect.name == "sqlite" else "pg_temp.") + STAGING
-        self._closes = False  # the session is closed at the end: a SQLite file's (an in-memory store would go too)
+        self._closes = False  # closed at the end, not pooled: a SQLite file's session (a store in memory is its session)
 
     def __enter__(self) -> CallStaging:
         if self.connection.dialect.name == "sqlite":
