@@ -203,10 +203,9 @@ def _missing_fee(month: Month) -> Iterator[Finding]:
 @check("amount_mismatch", "billed differs from the price in force at the renewal, or from the number's currency")
 def _amount_mismatch(month: Month) -> Iterator[Finding]:
     amounts, currencies = month.fee_amounts, month.fee_currencies
-    wrong = [(key, at) for key, at in month.matched.items()
+    wrong = [(fee, at) for key, at in month.matched.items()
              if currencies[at] != (fee := month.expected[key]).currency or amounts[at] not in fee.accepted]
-    for (key, _at), line in zip(wrong, month.fee_rows([at for _key, at in wrong]), strict=True):
-        fee = month.expected[key]
+    for (fee, _at), line in zip(wrong, month.fee_rows([at for _fee, at in wrong]), strict=True):
         if line.currency != fee.currency:
             yield month.from_line("amount_mismatch", line, fee.amount, line.amount,
                                   f"billed in {line.currency}; the number is priced in {fee.currency}")

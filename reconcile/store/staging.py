@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from reconcile.store.database import in_memory
 from reconcile.store.schema import calls
 from reconcile.store.writer import Binder, insert_bound, keep_newest_calls
 from reconcile.truedy.records import Call
@@ -37,12 +38,10 @@ class CallStaging:
         self.connection = connection
         self.bind = Binder(calls, connection.dialect)
         self._qualified = ("temp." if connection.dialect.name == "sqlite" else "pg_temp.") + STAGING
-        self._closes = False  # closed at the end, not pooled: a SQLite file's session (a store in memory is its session)
+        # closed at the end, not pooled: a SQLite file's session (a store in memory is its session)
+        self._closes = connection.dialect.name == "sqlite" and not in_memory(connection.engine)
 
     def __enter__(self) -> CallStaging:
-        if self.connection.dialect.name == "sqlite":
-            files = {row[1]: row[2] for row in self.connection.exec_driver_sql("PRAGMA database_list")}
-            self._closes = bool(files.get("main"))  # SQLite names no file for a store in memory
         names = ", ".join(self.bind.names)
         no_rows = "WHERE 0 = 1" if self.connection.dialect.name == "sqlite" else "WITH NO DATA"
         self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._qualified}")  # a pooled session's leftover
