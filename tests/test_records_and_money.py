@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from reconcile.money import format_amount, from_nanos, parse_amount, to_nanos
@@ -92,43 +94,110 @@ def test_money_round_trips_through_nanos_exactly():
         parse_amount("NaN")
 
 
-def _outcome(parse, raw):
-    from reconcile.truedy.fields import RecordError
+def _page(records):
+    """A calls page's records as `paging.with_raw_records` hands them on: each as its bytes."""
+    import msgspec
 
-    try:
-        return parse(raw)
-    except RecordError as exc:
-        return ("refused", exc.field_name, exc.reason)
+    return [msgspec.Raw(json.dumps(record).encode()) for record in records]
 
 
-def test_the_direct_call_path_never_answers_differently_from_the_careful_one():
+def test_a_calls_page_is_read_the_same_at_c_speed_as_record_by_record():
+    """`parse_calls` decodes a plain page by msgspec a column at a time; anything unusual sends the
+    page the careful way. Either way: the same calls (times with the same zone, amounts with the
+    same digits) and the same data issues as `parse_call` on each record."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from reconcile.truedy.records import _careful_call, parse_call
+    from reconcile.truedy.fields import RecordError, record_id
+    from reconcile.truedy.records import DataIssue, parse_call, parse_calls
 
-    missing = object()
-    def field(*good):
-        return st.one_of(st.sampled_from(good), st.sampled_from([None, "", 7, True, [], {}, missing]))
+    usual = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound",
+             "from_number": "+12125550100", "to_number": "+12125550101", "started_at": "2026-11-03T14:05:09Z",
+             "ended_at": "2026-11-03T14:07:09Z", "duration_seconds": 120, "cost": {"amount": "0.0300", "currency": "USD"}}
+    odd = [None, "", 7, True, [], {}]
+    unusual = {  # what a field may hold instead; None among the values of a missing field
+        "id": ["call_2", *odd], "agent_id": odd, "number_id": [None, "", 7, True, [], {}, "missing"],
+        "direction": ["outbound", "sideways", *odd], "from_number": [None, 7, "missing"], "to_number": [None, [], "missing"],
+        "started_at": ["2026-11-03T16:05:09+02:00", "2026-11-03T14:05:09+00:00", "2026-11-03 14:05:09",
+                       "2026-11-03t14:05:09z", "2026-11-03T14:05:09.1234567Z", "1969-12-31T23:59:59Z",
+                       "3000-01-01T00:00:00Z", "2026-02-30T14:05:09Z", "2026-11-03T14:05:60Z", "yesterday", *odd],
+        "ended_at": ["2026-11-03T14:05:09.5Z", "2026-11-03T14:07:09", *odd],
+        "duration_seconds": [0, 7_200, -1, 1.5, 2**31 + 1, 2**70, *odd],
+        "cost": [{"amount": "0.03", "currency": "USD"}, {"amount": "-0.0100", "currency": "USD"},
+                 {"amount": "-0", "currency": "USD"}, {"amount": "1,5", "currency": "USD"},
+                 {"amount": "NaN", "currency": "USD"}, {"amount": "0.0000000001", "currency": "USD"},
+                 {"amount": 0.03, "currency": "USD"}, {"amount": "0.0300", "currency": "usd"},
+                 {"amount": "0.0300", "currency": "EURO"}, {"amount": "0.0300"}, {"currency": "USD"}, "0.03", *odd],
+        "recording_url": ["a field the contract may add"],
+    }
 
-    calls = st.fixed_dictionaries({
-        "id": field("call_0000000001"), "agent_id": field("agt_1"), "number_id": field("num_1", None),
-        "direction": field("inbound", "outbound", "sideways"), "from_number": field("+12125550100", None),
-        "to_number": field("+12125550101"), "started_at": field("2026-11-03T14:05:09Z", "2026-11-03T16:05:09+02:00",
-                                                                "2026-11-03 14:05:09", "yesterday"),
-        "ended_at": field("2026-11-03T14:07:09Z"), "duration_seconds": field(120, 0, -1, 1.5),
-        "cost": st.one_of(st.fixed_dictionaries({"amount": field("0.0300", "1,5", "NaN", "0.0000000001"),
-                                                 "currency": field("USD", "usd", "EURO")}),
-                          st.sampled_from([None, "0.03", missing])),
-        "extra": field("fields the contract may add"),
-    }).map(lambda d: {k: v for k, v in d.items() if v is not missing})
+    def changed(changes):
+        record = dict(usual)
+        for name, value in changes:
+            if value == "missing":
+                record.pop(name, None)
+            else:
+                record[name] = value
+        return record
 
-    @settings(max_examples=400)
-    @given(calls)
-    def check(raw):
-        assert _outcome(parse_call, raw) == _outcome(_careful_call, raw)
+    one_change = st.sampled_from(sorted(unusual)).flatmap(lambda name: st.tuples(st.just(name), st.sampled_from(unusual[name])))
+    calls = st.lists(one_change, max_size=2).map(changed)
+
+    def careful(page):  # as the client read a page before: decoded by orjson, then record by record
+        taken, refused = [], []
+        for raw in (orjson.loads(bytes(record)) for record in page):
+            try:
+                taken.append(parse_call(raw))
+            except RecordError as exc:
+                refused.append(DataIssue("call", record_id(raw), exc.field_name, exc.reason))
+        return repr(taken), refused
+
+    def same(records):
+        page = _page(records)
+        taken, refused = parse_calls(page)
+        assert (repr(taken), refused) == careful(page)
+
+    for name, values in unusual.items():  # every unusual value alone, in a page of its own and beside a usual call
+        for value in values:
+            same([changed([(name, value)])])
+            same([usual, changed([(name, value)])])
+
+    @settings(max_examples=300)
+    @given(st.lists(calls, max_size=4))
+    def check(records):
+        same(records)
 
     check()
+
+
+def test_a_plain_calls_page_never_takes_the_careful_way(monkeypatch):
+    from reconcile.truedy import records
+
+    def refuse(raw):
+        raise AssertionError("the careful way")
+
+    monkeypatch.setattr(records, "parse_call", refuse)
+    raw = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound", "from_number": None,
+           "started_at": "2026-11-03T14:05:09Z", "ended_at": "2026-11-03T14:07:09Z", "duration_seconds": 120,
+           "cost": {"amount": "0.0300", "currency": "USD"}, "recording_url": "a field the contract may add"}
+    calls, issues = records.parse_calls(_page([raw, raw | {"id": "call_2", "number_id": None}]))
+    assert issues == []
+    assert [(c.id, c.number_id, c.to_number, c.started_at.isoformat(), str(c.cost_amount)) for c in calls] == [
+        ("call_1", "num_1", None, "2026-11-03T14:05:09+00:00", "0.0300"),
+        ("call_2", None, None, "2026-11-03T14:05:09+00:00", "0.0300")]
+
+
+def test_timestamps_read_as_a_column_are_read_as_one_by_one():
+    from reconcile.clock import parse_timestamp, parse_timestamps
+
+    usual = ["2026-11-03T14:05:09Z", "2025-01-31T00:00:00Z"]
+    assert repr(parse_timestamps(usual)) == repr([parse_timestamp(t) for t in usual])
+    mixed = [*usual, "2026-11-03T16:05:09+02:00"]
+    assert repr(parse_timestamps(mixed)) == repr([parse_timestamp(t) for t in mixed])
+    assert parse_timestamps([]) == []
+    for broken in (["2026-11-03T14:05:09Z", "2026-02-30T14:05:09Z"], ["1969-12-31T23:59:59Z"], ["2026-11-03T14:05:09"]):
+        with pytest.raises(ValueError):
+            parse_timestamps(broken)
 
 
 @pytest.mark.parametrize(("amount", "currency", "text"), [

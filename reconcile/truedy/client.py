@@ -40,14 +40,13 @@ from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator, with_r
 from reconcile.truedy.parallel import merge_parallel
 from reconcile.truedy.records import (
     Agent,
-    Call,
     DataIssue,
     Invoice,
     LineItem,
     PhoneNumber,
     line_item_parser,
     parse_agent,
-    parse_call,
+    parse_calls,
     parse_invoice,
     parse_number,
 )
@@ -372,14 +371,11 @@ class TruedyClient:
         def pages() -> Iterator[CallPage]:
             params = {"started_after": format_timestamp(after), "started_before": format_timestamp(before)}
             paginator = CursorPaginator(self.calls_page_size, params)
-            for page in self.paginate("calls", paginator):
-                calls: list[Call] = []
-                issues: list[DataIssue] = []
-                for raw in page:
-                    try:
-                        calls.append(parse_call(raw))
-                    except RecordError as exc:
-                        issues.append(DataIssue("call", record_id(raw), exc.field_name, exc.reason))
+            for page in self.paginate("calls", paginator, with_raw_records):
+                try:
+                    calls, issues = parse_calls(page)
+                except orjson.JSONDecodeError:  # past what msgspec checks (see with_raw_records)
+                    raise ContractError("GET /calls answered 200 with a body that is not JSON") from None
                 yield CallPage(calls, issues)
 
         return pages

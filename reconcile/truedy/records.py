@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Annotated, Any, Literal, NamedTuple
 
-from reconcile.clock import parse_timestamp
+import msgspec
+import orjson
+
+from reconcile.clock import parse_timestamps
 from reconcile.money import parse_amount, parse_currency
 from reconcile.truedy.fields import (
     Fields,
@@ -24,6 +28,7 @@ from reconcile.truedy.fields import (
     as_object,
     as_record,
     as_string_list,
+    record_id,
 )
 
 NUMBER_STATUSES = frozenset({"pending", "active", "released"})
@@ -228,37 +233,72 @@ def _duration(value: Any) -> int:
     return value
 
 
-def parse_call(raw: Any) -> Call:
-    """A call record. A million a quarter: the usual well-formed record takes a direct path;
-    anything unusual goes the careful way, which names the field that is wrong."""
-    call = _plain_call(raw)
-    return call if call is not None else _careful_call(raw)
+class _WireCost(msgspec.Struct):
+    amount: str
+    currency: str
 
 
-def _plain_call(raw: Any) -> Call | None:
-    """The call when every field is plainly right, else None (never a different answer)."""
-    if type(raw) is not dict or "number_id" not in raw:
-        return None
-    cid, agent, number, direction = raw.get("id"), raw.get("agent_id"), raw["number_id"], raw.get("direction")
-    from_number, to_number, duration, cost = (raw.get("from_number"), raw.get("to_number"),
-                                              raw.get("duration_seconds"), raw.get("cost"))
-    if not (type(cid) is str and cid and type(agent) is str and agent and (number is None or type(number) is str)
-            and type(direction) is str and direction in DIRECTIONS and type(duration) is int and duration >= 0
-            and (from_number is None or type(from_number) is str) and (to_number is None or type(to_number) is str)
-            and type(cost) is dict):
-        return None
-    price, currency = cost.get("amount"), cost.get("currency")
+class _WireCall(msgspec.Struct, kw_only=True):
+    """A call as the contract serves it, each field of its JSON type, checked at C speed (msgspec),
+    in the order of `Call` (the cost still an object). Narrower than the contract where that is
+    cheap (ids non-empty, whole seconds up to 2^31): a record outside goes the careful way."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    agent_id: Annotated[str, msgspec.Meta(min_length=1)]
+    number_id: str | None
+    direction: Literal["inbound", "outbound"]  # DIRECTIONS
+    from_number: str | None = None
+    to_number: str | None = None
+    started_at: str
+    ended_at: str
+    duration_seconds: Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+    cost: _WireCost
+
+
+_WIRE_CALL = msgspec.json.Decoder(_WireCall)
+_AMOUNT, _CURRENCY = attrgetter("amount"), attrgetter("currency")
+
+
+def parse_calls(records: Sequence[msgspec.Raw]) -> tuple[list[Call], list[DataIssue]]:
+    """A calls page's records, each as the bytes it was served in (`paging.with_raw_records`):
+    its calls, and a data issue for each record refused.
+
+    A million calls a quarter. A page whose every record is plainly right is decoded by msgspec
+    and checked a column at a time (its timestamps, amounts and currencies at once); a page
+    with anything unusual goes record by record the careful way (`parse_call`), which names
+    the field that is wrong. Both give the same calls (a test holds them equal). A record that
+    is not JSON raises `orjson.JSONDecodeError`.
+    """
     try:
-        amount = parse_amount(price)  # each distinct price parsed once
-        if amount < 0:
-            return None
-        return Call(cid, agent, number, direction, from_number, to_number, parse_timestamp(raw.get("started_at")),
-                    parse_timestamp(raw.get("ended_at")), duration, amount, parse_currency(currency))
-    except ValueError:
-        return None
+        return _plain_calls(list(map(_WIRE_CALL.decode, records))), []
+    except (msgspec.DecodeError, ValueError):  # a field of the wrong type, an amount or a time out of the usual
+        pass
+    calls: list[Call] = []
+    issues: list[DataIssue] = []
+    for raw in records:
+        record = orjson.loads(memoryview(raw))
+        try:
+            calls.append(parse_call(record))
+        except RecordError as exc:
+            issues.append(DataIssue("call", record_id(record), exc.field_name, exc.reason))
+    return calls, issues
 
 
-def _careful_call(raw: Any) -> Call:
+def _plain_calls(wire: list[_WireCall]) -> list[Call]:
+    """The calls of records msgspec decoded, their columns checked whole; ValueError for anything unusual."""
+    if not wire:
+        return []
+    ids, agents, numbers, directions, froms, tos, starts, ends, durations, costs = zip(
+        *map(msgspec.structs.astuple, wire), strict=True)
+    amounts = list(map(parse_amount, map(_AMOUNT, costs)))
+    if min(amounts) < 0:
+        raise ValueError("a negative amount")
+    return list(map(Call, ids, agents, numbers, directions, froms, tos, parse_timestamps(starts),
+                    parse_timestamps(ends), durations, amounts, list(map(parse_currency, map(_CURRENCY, costs)))))
+
+
+def parse_call(raw: Any) -> Call:
+    """A call record (decoded JSON), field by field: a RecordError names the field that is wrong."""
     f = Fields(as_record(raw))
     cost = Fields(f.convert("cost", as_object) or {})
     try:
