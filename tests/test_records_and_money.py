@@ -170,6 +170,77 @@ def test_a_calls_page_is_read_the_same_at_c_speed_as_record_by_record():
     check()
 
 
+def test_a_number_read_from_its_bytes_is_the_number_read_field_by_field():
+    """`plain_number` reads a record as served by msgspec; it answers None for anything unusual, and
+    otherwise the very number `parse_number` reads from the decoded record (times with the same
+    zone, amounts with the same digits). A usual record never needs the careful way."""
+    import msgspec
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reconcile.truedy.fields import RecordError
+    from reconcile.truedy.records import plain_number
+
+    usual = {"id": "num_1", "phone_number": "+14155550100", "country_code": "US", "phone_number_type": "local",
+             "status": "active", "is_truedy_managed": True, "provider": "truedy", "features": ["voice", "sms"],
+             "cost_information": {"upfront_cost": "1.00", "monthly_cost": "1.15", "currency": "USD"},
+             "label": "US local pool 22", "purchased_at": "2024-12-29T09:41:21Z", "released_at": None,
+             "assignments": [{"agent_id": "agt_1", "assignment_type": "outbound", "assigned_at": "2025-08-02T01:31:18Z"}]}
+    odd = [None, "", 7, True, [], {}, "missing"]
+    times = ["2026-11-03T16:05:09+02:00", "2026-11-03 14:05:09", "2026-11-03T14:05:09.1234567Z", "1969-12-31T23:59:59Z",
+             "2026-02-30T14:05:09Z", "yesterday"]
+    inbound = {"agent_id": "agt_2", "assignment_type": "inbound", "assigned_at": "2025-08-03T01:31:18Z"}
+    unusual = {
+        "id": ["num_2", *odd], "phone_number": ["+1415555010", "14155550100", "+04155550100", "+14155550100\n", *odd],
+        "country_code": ["us", "USA", "U1", "ÉÉ", *odd], "phone_number_type": ["toll-free", "mobile", "fax", *odd],
+        "status": ["pending", "released", "gone", *odd], "is_truedy_managed": [False, 1, *odd],
+        "provider": ["twilio", "telnyx", "acme", *odd], "features": [["voice"], ["voice", 7], *odd],
+        "cost_information": [{"upfront_cost": "0", "monthly_cost": "-1.15", "currency": "USD"},
+                             {"upfront_cost": "-1", "monthly_cost": "1.15", "currency": "USD"},
+                             {"upfront_cost": "1.00", "monthly_cost": 1.15, "currency": "USD"},
+                             {"upfront_cost": "1.00", "monthly_cost": "1.15", "currency": "usd"},
+                             {"upfront_cost": "1.00", "monthly_cost": "1.15"}, *odd],
+        "label": [None, 7, "missing"], "purchased_at": [*times, *odd], "released_at": ["2026-11-03T14:05:09Z", *times, *odd],
+        "assignments": [[], [inbound], [usual["assignments"][0], inbound], [inbound, inbound],
+                        [usual["assignments"][0], inbound, inbound], [{"agent_id": "", "assignment_type": "inbound",
+                                                                      "assigned_at": "2025-08-03T01:31:18Z"}],
+                        [inbound | {"assigned_at": "2025-08-03T03:31:18+02:00"}], [None], *odd],
+        "monthly_fee": ["a field the contract may add"],
+    }
+
+    def changed(changes):
+        record = dict(usual)
+        for name, value in changes:
+            if value == "missing":
+                record.pop(name, None)
+            else:
+                record[name] = value
+        return record
+
+    def same(record):
+        served = json.dumps(record).encode()
+        try:
+            careful = repr(parse_number(orjson.loads(served)))
+        except RecordError:
+            careful = None
+        fast = plain_number(msgspec.Raw(served))
+        assert fast is None or repr(fast) == careful
+
+    assert repr(plain_number(json.dumps(usual).encode())) == repr(parse_number(usual))
+    for name, values in unusual.items():
+        for value in values:
+            same(changed([(name, value)]))
+
+    one_change = st.sampled_from(sorted(unusual)).flatmap(lambda name: st.tuples(st.just(name), st.sampled_from(unusual[name])))
+
+    @settings(max_examples=300)
+    @given(st.lists(one_change, max_size=3))
+    def check(changes):
+        same(changed(changes))
+
+    check()
+
+
 def test_a_plain_calls_page_never_takes_the_careful_way(monkeypatch):
     from reconcile.truedy import records
 
@@ -179,12 +250,28 @@ def test_a_plain_calls_page_never_takes_the_careful_way(monkeypatch):
     monkeypatch.setattr(records, "parse_call", refuse)
     raw = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound", "from_number": None,
            "started_at": "2026-11-03T14:05:09Z", "ended_at": "2026-11-03T14:07:09Z", "duration_seconds": 120,
-           "cost": {"amount": "0.0300", "currency": "USD"}, "recording_url": "a field the contract may add"}
+           "cost": {"amount": "0.0300", "currency": "USD"}}
     calls, issues = records.parse_calls(_page([raw, raw | {"id": "call_2", "number_id": None}]))
     assert issues == []
     assert [(c.id, c.number_id, c.to_number, c.started_at.isoformat(), str(c.cost_amount)) for c in calls] == [
         ("call_1", "num_1", None, "2026-11-03T14:05:09+00:00", "0.0300"),
         ("call_2", None, None, "2026-11-03T14:05:09+00:00", "0.0300")]
+
+
+@pytest.mark.parametrize("bent", [b', "z": 1e400}', b', "z": "\xff"}'])
+def test_a_call_orjson_cannot_read_is_refused_even_in_a_field_the_contract_does_not_name(bent):
+    """msgspec would skip such a field unread; the page path takes no unknown field, so orjson reads the
+    record, and refuses it, as it refused the page before (the client says: not JSON)."""
+    import msgspec
+
+    from reconcile.truedy.records import parse_calls
+
+    raw = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound",
+           "started_at": "2026-11-03T14:05:09Z", "ended_at": "2026-11-03T14:07:09Z", "duration_seconds": 120,
+           "cost": {"amount": "0.0300", "currency": "USD"}}
+    served = json.dumps(raw).encode()[:-1] + bent
+    with pytest.raises(orjson.JSONDecodeError):
+        parse_calls([msgspec.Raw(served)])
 
 
 def test_timestamps_read_as_a_column_are_read_as_one_by_one():

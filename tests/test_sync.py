@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from sqlalchemy import func, select
 
@@ -315,14 +316,19 @@ def test_records_served_as_stored_are_not_parsed_again_and_a_new_field_changes_n
     server = make_sandbox(numbers=200)
     account = server.account
     sync(server, store, make_client)
-    parsed: list[str] = []
-    real_parse = client_module.parse_number
+    parsed: list[str] = []  # the records read: from their bytes (plain_number) or field by field (parse_number)
+    real_parse, real_plain = client_module.parse_number, client_module.plain_number
 
     def counting_parse(raw):
         parsed.append(raw.get("id"))
         return real_parse(raw)
 
+    def counting_plain(served):
+        parsed.append(orjson.loads(bytes(served)).get("id"))
+        return real_plain(served)
+
     monkeypatch.setattr(client_module, "parse_number", counting_parse)
+    monkeypatch.setattr(client_module, "plain_number", counting_plain)
     before = store_state(store)
     again = sync(server, store, make_client)
     assert parsed == [] and again.versions_opened == again.versions_closed == 0

@@ -49,6 +49,7 @@ from reconcile.truedy.records import (
     parse_calls,
     parse_invoice,
     parse_number,
+    plain_number,
 )
 from reconcile.truedy.results import CallPage, Listing, RequestStats, T
 
@@ -254,7 +255,7 @@ class TruedyClient:
 
     def list_complete(
         self, path: str, parse: Callable[[Any], T], record_type: str, params: dict[str, Any] | None = None,
-        known: Mapping[str, str] | None = None,
+        known: Mapping[str, str] | None = None, plain: Callable[[msgspec.Raw], T | None] | None = None,
     ) -> Listing[T]:
         """Every record of a page-based listing, unique by id, re-read when it moved under us.
 
@@ -265,6 +266,8 @@ class TruedyClient:
         pages keep each record as its bytes until then (`paging.with_raw_records`). A night of
         100,000 numbers in 1,000 pages: 0.25-0.5 s less CPU than decoding every page and
         digesting each record re-encoded (the incremental sync measured 2.97-3.09 s -> 2.53-2.70 s).
+        With `known`, `plain` (a record's bytes -> the record when it is plainly right, else None)
+        reads a record before `parse`, which then reads only what `plain` left.
         """
         merged: dict[str, T] = {}
         place: dict[str, tuple[int, int]] = {}
@@ -280,6 +283,7 @@ class TruedyClient:
             seen: dict[str, int] = {}  # id -> the page it was first seen on
             for page in self.paginate(path, paginator, orjson.loads if known is None else with_raw_records):
                 for index, raw in enumerate(page):
+                    record: T | None = None
                     if known is not None:  # the record's bytes as served
                         print_ = fingerprint(raw)
                         rid = known.get(print_)
@@ -289,17 +293,20 @@ class TruedyClient:
                             unchanged.add(rid)
                             merged.pop(rid, None)
                             continue
+                        record = plain(raw) if plain is not None else None
+                        if record is None:
+                            try:
+                                raw = orjson.loads(memoryview(raw))
+                            except orjson.JSONDecodeError:  # past what msgspec checks (see with_raw_records)
+                                raise ContractError(f"GET /{path} answered 200 with a body that is not JSON") from None
+                    if record is None:
                         try:
-                            raw = orjson.loads(memoryview(raw))
-                        except orjson.JSONDecodeError:  # past what msgspec checks (see with_raw_records)
-                            raise ContractError(f"GET /{path} answered 200 with a body that is not JSON") from None
-                    try:
-                        record = parse(raw)
-                    except RecordError as exc:
-                        rid = record_id(raw)
-                        seen.setdefault(rid, paginator.last_page)
-                        issues[(rid, exc.field_name)] = DataIssue(record_type, rid, exc.field_name, exc.reason)
-                        continue
+                            record = parse(raw)
+                        except RecordError as exc:
+                            rid = record_id(raw)
+                            seen.setdefault(rid, paginator.last_page)
+                            issues[(rid, exc.field_name)] = DataIssue(record_type, rid, exc.field_name, exc.reason)
+                            continue
                     rid = record.id
                     if seen.setdefault(rid, paginator.last_page) != paginator.last_page:
                         duplicates += 1  # shifted between pages while we read them
@@ -319,7 +326,7 @@ class TruedyClient:
     def list_numbers(self, status: str | None = None,
                      known: Mapping[str, str] | None = None) -> Listing[PhoneNumber]:
         params = {"status": status} if status else None
-        return self.list_complete("telephony/numbers", parse_number, "number", params, known)
+        return self.list_complete("telephony/numbers", parse_number, "number", params, known, plain_number)
 
     def get_number(self, number_id: str) -> PhoneNumber | None:
         """One number whatever its status; None when the API says it does not exist.

