@@ -316,9 +316,12 @@ class WriterDuringCalls:
                 other.close()
         from sqlalchemy import text
 
-        with self.engine.connect() as c:  # no transaction of the sync is open while it downloads
+        # no transaction of the sync that has written is open while it downloads (one that has written
+        # holds a transaction id); the thread reading the open versions may be between its two reads
+        with self.engine.connect() as c:
             return c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                  "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar() == 0
+                                  "AND state LIKE 'idle in transaction%' AND backend_xid IS NOT NULL "
+                                  "AND pid <> pg_backend_pid()")).scalar() == 0
 
 
 def test_other_writers_are_not_held_up_while_the_calls_download(make_sandbox, make_client, store):

@@ -109,7 +109,8 @@ def test_a_calls_page_is_read_the_same_at_c_speed_as_record_by_record():
     from hypothesis import strategies as st
 
     from reconcile.truedy.fields import RecordError, record_id
-    from reconcile.truedy.records import DataIssue, parse_call, parse_calls
+    from reconcile.truedy.records import DataIssue, parse_call
+    from reconcile.truedy.wire import parse_calls
 
     usual = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound",
              "from_number": "+12125550100", "to_number": "+12125550101", "started_at": "2026-11-03T14:05:09Z",
@@ -179,7 +180,7 @@ def test_a_number_read_from_its_bytes_is_the_number_read_field_by_field():
     from hypothesis import strategies as st
 
     from reconcile.truedy.fields import RecordError
-    from reconcile.truedy.records import plain_number
+    from reconcile.truedy.wire import plain_number
 
     usual = {"id": "num_1", "phone_number": "+14155550100", "country_code": "US", "phone_number_type": "local",
              "status": "active", "is_truedy_managed": True, "provider": "truedy", "features": ["voice", "sms"],
@@ -242,16 +243,16 @@ def test_a_number_read_from_its_bytes_is_the_number_read_field_by_field():
 
 
 def test_a_plain_calls_page_never_takes_the_careful_way(monkeypatch):
-    from reconcile.truedy import records
+    from reconcile.truedy import wire
 
     def refuse(raw):
         raise AssertionError("the careful way")
 
-    monkeypatch.setattr(records, "parse_call", refuse)
+    monkeypatch.setattr(wire, "parse_call", refuse)
     raw = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound", "from_number": None,
            "started_at": "2026-11-03T14:05:09Z", "ended_at": "2026-11-03T14:07:09Z", "duration_seconds": 120,
            "cost": {"amount": "0.0300", "currency": "USD"}}
-    calls, issues = records.parse_calls(_page([raw, raw | {"id": "call_2", "number_id": None}]))
+    calls, issues = wire.parse_calls(_page([raw, raw | {"id": "call_2", "number_id": None}]))
     assert issues == []
     assert [(c.id, c.number_id, c.to_number, c.started_at.isoformat(), str(c.cost_amount)) for c in calls] == [
         ("call_1", "num_1", None, "2026-11-03T14:05:09+00:00", "0.0300"),
@@ -264,7 +265,7 @@ def test_a_call_orjson_cannot_read_is_refused_even_in_a_field_the_contract_does_
     record, and refuses it, as it refused the page before (the client says: not JSON)."""
     import msgspec
 
-    from reconcile.truedy.records import parse_calls
+    from reconcile.truedy.wire import parse_calls
 
     raw = {"id": "call_1", "agent_id": "agt_1", "number_id": "num_1", "direction": "inbound",
            "started_at": "2026-11-03T14:05:09Z", "ended_at": "2026-11-03T14:07:09Z", "duration_seconds": 120,

@@ -46,12 +46,11 @@ from reconcile.truedy.records import (
     PhoneNumber,
     line_item_parser,
     parse_agent,
-    parse_calls,
     parse_invoice,
     parse_number,
-    plain_number,
 )
 from reconcile.truedy.results import CallPage, Listing, RequestStats, T
+from reconcile.truedy.wire import parse_calls, plain_number
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
