@@ -94,6 +94,24 @@ def test_money_round_trips_through_nanos_exactly():
         parse_amount("NaN")
 
 
+def _changed(usual, changes):
+    """`usual` with each (field, value) of `changes` set in it; the value "missing" takes the field out."""
+    record = dict(usual)
+    for name, value in changes:
+        if value == "missing":
+            record.pop(name, None)
+        else:
+            record[name] = value
+    return record
+
+
+def _one_change(unusual):
+    """A (field, value) drawn from `unusual` (field -> the values it may hold instead)."""
+    from hypothesis import strategies as st
+
+    return st.sampled_from(sorted(unusual)).flatmap(lambda name: st.tuples(st.just(name), st.sampled_from(unusual[name])))
+
+
 def _page(records):
     """A calls page's records as `paging.with_raw_records` hands them on: each as its bytes."""
     import msgspec
@@ -133,16 +151,9 @@ def test_a_calls_page_is_read_the_same_at_c_speed_as_record_by_record():
     }
 
     def changed(changes):
-        record = dict(usual)
-        for name, value in changes:
-            if value == "missing":
-                record.pop(name, None)
-            else:
-                record[name] = value
-        return record
+        return _changed(usual, changes)
 
-    one_change = st.sampled_from(sorted(unusual)).flatmap(lambda name: st.tuples(st.just(name), st.sampled_from(unusual[name])))
-    calls = st.lists(one_change, max_size=2).map(changed)
+    calls = st.lists(_one_change(unusual), max_size=2).map(changed)
 
     def careful(page):  # as the client read a page before: decoded by orjson, then record by record
         taken, refused = [], []
@@ -210,13 +221,7 @@ def test_a_number_read_from_its_bytes_is_the_number_read_field_by_field():
     }
 
     def changed(changes):
-        record = dict(usual)
-        for name, value in changes:
-            if value == "missing":
-                record.pop(name, None)
-            else:
-                record[name] = value
-        return record
+        return _changed(usual, changes)
 
     def same(record):
         served = json.dumps(record).encode()
@@ -232,10 +237,8 @@ def test_a_number_read_from_its_bytes_is_the_number_read_field_by_field():
         for value in values:
             same(changed([(name, value)]))
 
-    one_change = st.sampled_from(sorted(unusual)).flatmap(lambda name: st.tuples(st.just(name), st.sampled_from(unusual[name])))
-
     @settings(max_examples=300)
-    @given(st.lists(one_change, max_size=3))
+    @given(st.lists(_one_change(unusual), max_size=3))
     def check(changes):
         same(changed(changes))
 
