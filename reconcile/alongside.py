@@ -58,12 +58,17 @@ def why_not_fork() -> str | None:
         return "not Linux"
     if threading.active_count() != 1:
         return "other Python threads run"
-    if len(os.sched_getaffinity(0)) < 2:
+    if usable_cores() < 2:
         return "one core"
     resident, available = resident_bytes(), available_bytes()
     if resident >= available:
         return f"{available >> 20} MB available for a copy of a {resident >> 20} MB process"
     return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def resident_bytes() -> int:

@@ -38,9 +38,9 @@ def parse_timestamps(texts: Sequence[str]) -> list[dt.datetime]:
     """`parse_timestamp` over a column: the same values, or the same ValueError.
 
     A column all in the API's usual form (`2026-11-03T14:05:09Z`) is read by C-speed maps
-    and its years checked by its earliest and latest (a page of 500 calls: 0.33 ms -> 0.05 ms a
-    column); that form is the one `parse_timestamp` reads by `fromisoformat` alone. Any
-    other column goes value by value.
+    and its years checked by its earliest and latest (500 times: 0.23 ms -> 0.10-0.12 ms
+    against `map(parse_timestamp, ...)`); that form is the one `parse_timestamp` reads by
+    `fromisoformat` alone. Any other column goes value by value.
     """
     if (set(map(len, texts)) == {20} and set(map(itemgetter(10), texts)) == {"T"}
             and set(map(itemgetter(19), texts)) == {"Z"}):

@@ -359,8 +359,8 @@ def _figures(month: Month, findings: pd.DataFrame) -> list[CurrencyCheck]:
         c.expected_fees += 1
         at = month.matched.get(key)
         # a matched fee is held to a price that could have been in force (see billing.price_at)
-        billed = None if at is None else month.fee_amounts[at]
-        c.expected_fees_amount += billed if billed is not None and billed in fee.accepted else fee.amount
+        billed = fee.amount if at is None else month.fee_amounts[at]
+        c.expected_fees_amount += billed if billed in fee.accepted else fee.amount
     for kind, currency, amount in zip(month.lines["type"].tolist(), month.lines["currency"].tolist(),
                                       month.lines["amount"].tolist(), strict=True):
         if kind == USAGE:

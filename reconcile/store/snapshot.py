@@ -77,20 +77,16 @@ def row_hash(row: Mapping[str, Any], fields: Iterable[str]) -> str:
     writes times that way itself and calls back only for a Decimal (a test holds them equal),
     so every stored version's hash stays what it was. A number's row: 8.7 us -> 3 us.
     """
-    fields = tuple(fields)
-    pick = _PICKERS.get(fields)
-    if pick is None:
-        pick = _PICKERS[fields] = _picker(fields)
+    pick = _picker(tuple(fields))
     return hashlib.blake2b(orjson.dumps(pick(row), default=_decimal_text), digest_size=16).hexdigest()
 
 
+@functools.lru_cache(maxsize=16)
 def _picker(fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `fields` as a tuple, at C speed (one field: itemgetter would give the value bare)."""
     if len(fields) > 1:
-        return operator.itemgetter(*fields)  # a tuple of the values, at C speed
+        return operator.itemgetter(*fields)
     return lambda row: tuple(row[name] for name in fields)
-
-
-_PICKERS: dict[tuple[str, ...], Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {}
 
 
 def _decimal_text(value: Any) -> str:

@@ -16,12 +16,12 @@ the table frees it page by page (3 million calls at 400,000 numbers, two cores: 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from reconcile.alongside import usable_cores
 from reconcile.store.database import in_memory
 from reconcile.store.schema import calls
 from reconcile.store.writer import Binder, insert_bound, keep_newest_calls
@@ -113,5 +113,4 @@ class CallStaging:
 
 def sort_helpers() -> int:
     """The helper threads SQLite may sort with: one per core beside this one's, at most three."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(cores - 1, 3))
+    return max(0, min(usable_cores() - 1, 3))

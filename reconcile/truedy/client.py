@@ -34,6 +34,7 @@ from reconcile.truedy.http import (
     describe_transport_error,
     error_code,
     error_message,
+    not_json,
 )
 from reconcile.truedy.pacing import PacingPastDeadline, RatePacer
 from reconcile.truedy.paging import CursorPaginator, PageNumberPaginator, with_raw_records
@@ -149,7 +150,7 @@ class TruedyClient:
                     if attempt < attempts and method == "GET":
                         self._backoff(attempt, None, where, f"answered {status} with a body that is not JSON")
                         continue
-                    raise ContractError(f"{where} answered {status} with a body that is not JSON") from None
+                    raise not_json(where, status) from None
             if status in (401, 403):
                 raise AuthError(
                     f"Truedy refused the API key ({status} {error_code(response)}) at {where}: "
@@ -297,7 +298,7 @@ class TruedyClient:
                             try:
                                 raw = orjson.loads(memoryview(raw))
                             except orjson.JSONDecodeError:  # past what msgspec checks (see with_raw_records)
-                                raise ContractError(f"GET /{path} answered 200 with a body that is not JSON") from None
+                                raise not_json(f"GET /{path}") from None
                     if record is None:
                         try:
                             record = parse(raw)
@@ -381,7 +382,7 @@ class TruedyClient:
                 try:
                     calls, issues = parse_calls(page)
                 except orjson.JSONDecodeError:  # past what msgspec checks (see with_raw_records)
-                    raise ContractError("GET /calls answered 200 with a body that is not JSON") from None
+                    raise not_json("GET /calls") from None
                 yield CallPage(calls, issues)
 
         return pages

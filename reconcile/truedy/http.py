@@ -8,7 +8,7 @@ import httpx
 import orjson
 
 from reconcile import __version__
-from reconcile.errors import ConfigError
+from reconcile.errors import ConfigError, ContractError
 from reconcile.redaction import clip, register_secrets
 from reconcile.truedy.deadline import deadline_transport
 
@@ -41,6 +41,11 @@ def check_header_value(name: str, value: str) -> None:
         what = "a control character (a stray line break?)" if ord(bad) < 32 or ord(bad) == 127 else (
             "a space" if bad == " " else "a non-ASCII character")
         raise ConfigError(f"{name} holds {what}; an HTTP header takes printable ASCII only: set it again")
+
+
+def not_json(where: str, status: int = 200) -> ContractError:
+    """The error for an answer whose body is not JSON (orjson refused it)."""
+    return ContractError(f"{where} answered {status} with a body that is not JSON")
 
 
 def error_code(response: httpx.Response) -> str:
